@@ -1,0 +1,67 @@
+# xai-lab: two commands do everything on a fresh machine.
+#   make lab    set up the environment (first time only) and open the course in JupyterLab
+#   make test   set up the environment (first time only) and run every test
+# Instructor side: make release | references | autograde | feedback | demo | weights | figures | bench
+
+SHELL   := /bin/bash
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+# torch/torchvision: the CPU-capable builds this platform provides; never newer than the cap.
+TORCH   := torch==2.14.1 torchvision==0.29.1
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MPLBACKEND := Agg
+
+.PHONY: help env lab test test-fast release references autograde feedback demo weights figures bench clean
+
+help:
+	@grep -E '^#' Makefile | sed 's/^# \{0,1\}//'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+env: $(STAMP)
+
+# JupyterLab refuses to run as root unless told; containers often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab: $(STAMP)
+	MPLBACKEND=module://matplotlib_inline.backend_inline $(VENV)/bin/jupyter lab --notebook-dir=course $(ROOT_FLAG) $(LAB_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest tests solutions --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not pipeline" -p no:cacheprovider $(PYTEST_ARGS)
+
+release: $(STAMP)
+	$(PY) -m xai_lab.course release
+
+references: $(STAMP)
+	$(PY) -m xai_lab.course references
+
+autograde: $(STAMP)
+	$(PY) -m xai_lab.course autograde
+
+feedback: $(STAMP)
+	$(PY) -m xai_lab.course feedback
+
+demo: $(STAMP)
+	$(PY) -m xai_lab.course demo
+
+weights: $(STAMP)
+	$(PY) -m xai_lab.models
+
+figures: $(STAMP)
+	$(PY) -m xai_lab.report figures
+
+bench: $(STAMP)
+	$(PY) -m xai_lab.report models
+	@for f in benchmarks/bench_*.py; do [ -e "$$f" ] && $(PY) "$$f"; done; true
+
+clean:
+	rm -rf submitted autograded feedback gradebook.db .pytest_cache

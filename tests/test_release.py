@@ -1,0 +1,96 @@
+"""course/ is generated from solutions/: in sync, and free of solutions, hidden tests and outputs."""
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from xai_lab import course, grading
+
+REPO = Path(__file__).resolve().parents[1]
+IDS = course.assignments(REPO)
+
+
+def test_every_assignment_is_released():
+    assert IDS, "no assignment in solutions/"
+    assert sorted(p.name for p in (REPO / "course").iterdir() if p.is_dir()) == IDS
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    """The release regenerated from solutions/ in a scratch course directory."""
+    return course.scratch_course(tmp_path_factory.mktemp("course"))
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_course_is_in_sync_with_solutions(regenerated, aid):
+    committed = sorted(p.relative_to(REPO / "course") for p in (REPO / "course" / aid).rglob("*") if p.is_file())
+    fresh = sorted(p.relative_to(regenerated / "course") for p in (regenerated / "course" / aid).rglob("*") if p.is_file())
+    assert committed == fresh
+    for rel in committed:
+        assert (REPO / "course" / rel).read_bytes() == (regenerated / "course" / rel).read_bytes(), \
+            f"course/{rel} is stale: run `make release`"
+
+
+def _solution_lines(source_nb):
+    lines = set()
+    for cell in source_nb.cells:
+        for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S):
+            lines |= {ln.strip() for ln in region.splitlines() if len(ln.strip()) > 12}
+        for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S):
+            lines |= {ln.strip() for ln in region.splitlines() if len(ln.strip()) > 12}
+        for region in re.findall(r"=== BEGIN MARK SCHEME ===\n(.*?)=== END MARK SCHEME ===", cell.source, re.S):
+            lines |= {ln.strip() for ln in region.splitlines() if len(ln.strip()) > 12}
+    return lines
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_course_leaks_nothing(aid):
+    folder = REPO / "course" / aid
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert all(p.suffix == ".ipynb" for p in files), f"only notebooks are released, found {files}"
+    source = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
+    secret = _solution_lines(source)
+    # lines that the release keeps on purpose (function signatures etc.) are in non-solution text
+    public = {ln.strip() for c in source.cells for ln in re.sub(
+        r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END (SOLUTION|HIDDEN TESTS)|=== BEGIN MARK SCHEME ===.*?=== END MARK SCHEME ===",
+        "", c.source, flags=re.S).splitlines()}
+    secret -= public
+    assert secret, "the source has solutions to hide"
+    for nb_path in files:
+        nb = nbformat.read(nb_path, as_version=4)
+        text = nb_path.read_text()
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "MARK SCHEME", "grading.check"):
+            assert marker not in text, f"{nb_path.name} contains {marker!r}"
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, "outputs are stripped"
+            leaked = [ln for ln in cell.source.splitlines() if ln.strip() in secret]
+            assert not leaked, f"{nb_path.name}: solution or hidden-test lines leaked: {leaked[:3]}"
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_assignment_structure(aid):
+    nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
+    metas = [c.metadata.get("nbgrader", {}) for c in nb.cells]
+    tests = [(m, c) for m, c in zip(metas, nb.cells) if m.get("grade") and not m.get("solution")]
+    tasks = [m for m in metas if m.get("task")]
+    assert len(tests) >= 5, "at least 5 autograded exercises"
+    assert len(tasks) >= 1, "at least 1 manually graded question"
+    for m, c in zip(metas, nb.cells):
+        if m.get("task"):
+            assert "BEGIN MARK SCHEME" in c.source, f"{m['grade_id']}: a mark scheme"
+    refs = torch.load(grading.references_dir() / f"{aid}.pt", weights_only=True)
+    for m, c in tests:
+        assert "### BEGIN HIDDEN TESTS" in c.source, f"{m['grade_id']}: a hidden test"
+        hidden = c.source.split("### BEGIN HIDDEN TESTS")[1]
+        keys = re.findall(rf'grading\.check\("{aid}", "([^"]+)"', hidden)
+        assert keys, f"{m['grade_id']}: the hidden test compares with a reference"
+        assert all(k in refs for k in keys), f"{m['grade_id']}: missing references {keys}; run `make references`"
+        ex = f"{aid}.{m['grade_id'].removeprefix('test_')}"
+        if ex in grading.REFERENCE_IMPLEMENTATIONS:
+            assert "grading.forbid(" in hidden, f"{m['grade_id']}: the hidden test guards against the library"
+    # hidden reference outputs never sit beside the notebooks
+    assert not list((REPO / "solutions" / aid).glob("*.pt"))

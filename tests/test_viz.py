@@ -1,0 +1,41 @@
+"""xai_lab.viz: the plots draw, and bad shapes are refused."""
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from xai_lab import viz
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_show_forms(single_test):
+    x = single_test.images[:3]
+    maps = torch.rand(3, 64, 64)
+    assert isinstance(viz.show(x), plt.Figure)
+    fig = viz.show(x, maps, titles=["a", "b", "c"])
+    assert len([a for a in fig.axes if a.images]) == 3
+    fig = viz.show(x, {"saliency": maps, "grad-cam": -maps}, diverging=True)
+    assert len(fig.axes) == 9 and fig.axes[1].get_title() == "saliency"
+    assert isinstance(viz.show(x[0]), plt.Figure)
+
+
+def test_show_flowers_bars_table(single_test):
+    assert len(viz.show_flowers(single_test, n=4).axes) == 16
+    assert isinstance(viz.bars({"a": torch.rand(6), "b": torch.rand(6)}, single_test.class_names), plt.Figure)
+    assert isinstance(viz.table(torch.rand(2, 6), ["day", "dusk"], single_test.class_names), plt.Figure)
+
+
+@pytest.mark.parametrize("call, word", [
+    (lambda x: viz.show(x, torch.rand(2, 64, 64)), "heatmaps"),
+    (lambda x: viz.show(x, {"m": torch.rand(2, 64, 64)}), "heatmaps"),
+    (lambda x: viz.show(x.numpy()), "images"),
+    (lambda x: viz.bars({"a": torch.rand(5)}, list("abcdef")), "values"),
+    (lambda x: viz.table(torch.rand(3, 6), ["a"], list("abcdef")), "values"),
+])
+def test_bad_shapes_raise(single_test, call, word):
+    with pytest.raises((ValueError, TypeError), match=word):
+        call(single_test.images[:3])

@@ -1,0 +1,277 @@
+"""Helpers for nbgrader test cells.
+
+- :func:`check` compares a student's value with the hidden reference output of an exercise and
+  fails with a readable message. With ``XAI_LAB_RECORD_REFERENCES=1`` (``make references``) it
+  records the value instead: the references are the solution notebook's own outputs.
+- :func:`forbid` makes the library's own implementation of an exercise unusable while the
+  student's function runs, whatever name the student reaches it by (an alias, an import inside
+  the function, a reference kept in a variable, a copy of the function): it watches for the
+  implementation's *code objects* being executed, and fails the test if they are.
+- :func:`setup_notebook` shows warnings on stdout, so that a PyTorch warning never turns a
+  correct answer into a failed test (nbgrader scores a test cell that writes to stderr as 0).
+
+References live outside ``course/``: in ``$XAI_LAB_REFERENCES`` or the repository's
+``references/`` folder, one ``<assignment>.pt`` per assignment.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import os
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["check", "compare", "forbid", "ForbiddenCall", "setup_notebook", "references_dir",
+           "load_references", "REFERENCE_IMPLEMENTATIONS", "RECORD_ENV"]
+
+RECORD_ENV = "XAI_LAB_RECORD_REFERENCES"
+
+# exercise -> the library functions that solve it (dotted paths inside xai_lab)
+REFERENCE_IMPLEMENTATIONS = {
+    "00_foundations.accuracy": ["analysis.accuracy", "models.evaluate"],
+    "00_foundations.per_class_accuracy": ["analysis.per_class_accuracy"],
+    "00_foundations.subgroup_accuracy": ["analysis.subgroup_accuracy", "analysis.per_class_accuracy"],
+    "00_foundations.largest_gap": ["analysis.largest_gap"],
+    "00_foundations.watermark_effect": ["analysis.watermark_effect"],
+    "00_foundations.capture_activations": ["hooks.capture"],
+    "00_foundations.top_k_images": ["analysis.top_k_images", "analysis.unit_scores"],
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# references
+# ------------------------------------------------------------------------------------------------
+def references_dir() -> Path:
+    """Where the hidden reference outputs are: ``$XAI_LAB_REFERENCES`` or ``<repo>/references``."""
+    env = os.environ.get("XAI_LAB_REFERENCES")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "references"
+
+
+def _ref_path(assignment: str) -> Path:
+    return references_dir() / f"{assignment}.pt"
+
+
+def load_references(assignment: str) -> dict:
+    path = _ref_path(assignment)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no reference outputs for {assignment!r} at {path}: run `make references`, or set "
+            f"XAI_LAB_REFERENCES to the folder that holds {path.name}")
+    return torch.load(path, weights_only=True)
+
+
+def _to_storable(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_storable(v) for v in value) if isinstance(value, list) else \
+            tuple(_to_storable(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_storable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot store a reference of type {type(value).__name__}")
+
+
+def _record(assignment: str, exercise: str, value) -> None:
+    path = _ref_path(assignment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    refs = torch.load(path, weights_only=True) if path.exists() else {}
+    refs[exercise] = _to_storable(value)
+    torch.save(dict(sorted(refs.items())), path)
+    print(f"recorded reference {assignment}/{exercise}")
+
+
+def check(assignment: str, exercise: str, value, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    """Assert that ``value`` matches the reference output of ``exercise`` (in record mode: store it)."""
+    if os.environ.get(RECORD_ENV) == "1":
+        _record(assignment, exercise, value)
+        return
+    refs = load_references(assignment)
+    if exercise not in refs:
+        raise KeyError(f"no reference for {assignment}/{exercise}; run `make references`")
+    problems = compare(value, refs[exercise], rtol=rtol, atol=atol)
+    if problems:
+        raise AssertionError(f"{exercise}: your result differs from the reference on the hidden "
+                             f"inputs:\n  " + "\n  ".join(problems[:5]))
+    print(f"{exercise}: matches the reference")
+
+
+def compare(value, expected, rtol: float = 1e-4, atol: float = 1e-5, path: str = "result") -> list[str]:
+    """Differences between ``value`` and ``expected`` as readable lines (empty list: they match).
+
+    Tensors and arrays are compared by shape and values (NaN equals NaN); numbers with the same
+    tolerance; tuples, lists and dicts element by element. Messages describe *how* a value is
+    off (shape, dtype kind, largest difference and where) without printing the reference.
+    """
+    if isinstance(expected, (torch.Tensor, np.ndarray)):
+        try:
+            v = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
+        except Exception:
+            return [f"{path}: expected a tensor, got {type(value).__name__}"]
+        e = torch.as_tensor(expected)
+        if tuple(v.shape) != tuple(e.shape):
+            return [f"{path}: expected shape {tuple(e.shape)}, got {tuple(v.shape)}"]
+        if e.dtype == torch.bool or not (e.dtype.is_floating_point or e.dtype.is_complex):
+            if v.dtype.is_floating_point and not e.dtype.is_floating_point:
+                if not torch.equal(v, v.round()):
+                    return [f"{path}: expected integer values, got {v.dtype}"]
+            wrong = (v.to(e.dtype) != e) if e.dtype != torch.bool else (v.bool() != e)
+            if wrong.any():
+                idx = tuple(int(i) for i in wrong.nonzero()[0])
+                return [f"{path}: {int(wrong.sum())} of {e.numel()} entries differ (first at index {idx})"]
+            return []
+        v, e = v.double().detach().cpu(), e.double()
+        close = torch.isclose(v, e, rtol=rtol, atol=atol, equal_nan=True)
+        if not close.all():
+            diff = torch.where(close, 0.0, (v - e).abs().nan_to_num(nan=math.inf))
+            idx = tuple(int(i) for i in (diff == diff.max()).nonzero()[0])
+            return [f"{path}: {int((~close).sum())} of {e.numel()} values differ; largest difference "
+                    f"{diff.max().item():.3g} at index {idx}"]
+        return []
+    if isinstance(expected, dict):
+        if not isinstance(value, dict):
+            return [f"{path}: expected a dict, got {type(value).__name__}"]
+        if set(value) != set(expected):
+            return [f"{path}: expected keys {sorted(map(str, expected))}, got {sorted(map(str, value))}"]
+        return [p for k in expected for p in compare(value[k], expected[k], rtol, atol, f"{path}[{k!r}]")]
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(expected):
+            return [f"{path}: expected a sequence of length {len(expected)}, got {value!r:.60}"]
+        return [p for i, (a, b) in enumerate(zip(value, expected))
+                for p in compare(a, b, rtol, atol, f"{path}[{i}]")]
+    if isinstance(expected, bool) or isinstance(expected, str) or expected is None:
+        return [] if value == expected else [f"{path}: not the expected answer ({value!r})"]
+    if isinstance(expected, (int, float)):
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, np.generic):
+            value = value.item()
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return [f"{path}: expected a number, got {type(value).__name__}"]
+        if math.isnan(expected) and math.isnan(value):
+            return []
+        if not math.isclose(value, expected, rel_tol=rtol, abs_tol=atol):
+            return [f"{path}: {value!r} is off by {abs(value - expected):.3g}"]
+        return []
+    raise TypeError(f"cannot compare with a reference of type {type(expected).__name__}")
+
+
+# ------------------------------------------------------------------------------------------------
+# guard against calling the library's own implementation
+# ------------------------------------------------------------------------------------------------
+class ForbiddenCall(AssertionError):
+    """Raised when a student's function runs the library's reference implementation."""
+
+
+def _resolve(target):
+    if isinstance(target, str):
+        import importlib
+        module_name, _, attr = target.rpartition(".")
+        module = importlib.import_module(f"xai_lab.{module_name}" if module_name else "xai_lab")
+        return getattr(module, attr)
+    return target
+
+
+def _code_objects(obj) -> set:
+    """All code objects of a function (and the functions it nests) or of a class's methods."""
+    found = set()
+
+    def add_code(code):
+        if code in found:
+            return
+        found.add(code)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                add_code(const)
+
+    if inspect.isclass(obj):
+        for member in vars(obj).values():
+            member = getattr(member, "__func__", member)
+            if inspect.isfunction(member):
+                add_code(inspect.unwrap(member).__code__)
+        return found
+    func = inspect.unwrap(getattr(obj, "__func__", obj))
+    if not inspect.isfunction(func):
+        raise TypeError(f"cannot forbid {obj!r}: not a Python function or class")
+    add_code(func.__code__)
+    return found
+
+
+def _names(targets):
+    out = []
+    for t in targets:
+        if isinstance(t, str) and t in REFERENCE_IMPLEMENTATIONS:
+            out += REFERENCE_IMPLEMENTATIONS[t]
+        else:
+            out.append(t)
+    return out
+
+
+@contextlib.contextmanager
+def forbid(*targets):
+    """Fail if the library's implementation of an exercise runs inside the block.
+
+    ``targets``: exercise ids (``"00_foundations.accuracy"``, see ``REFERENCE_IMPLEMENTATIONS``),
+    dotted paths inside ``xai_lab`` (``"analysis.accuracy"``) or functions. A forbidden function
+    raises :class:`ForbiddenCall` as soon as it is entered; a student who catches that error still
+    fails when the block ends. Warnings raised in the block are shown on stdout.
+    """
+    codes, labels = set(), {}
+    for target in _names(targets):
+        obj = _resolve(target)
+        for code in _code_objects(obj):
+            codes.add(code)
+            labels[code] = f"xai_lab.{target}" if isinstance(target, str) else getattr(obj, "__qualname__", str(obj))
+    hits = []
+
+    def tracer(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            hits.append(labels[frame.f_code])
+            raise ForbiddenCall(f"your code called the library's own implementation "
+                                f"({labels[frame.f_code]}); write this exercise yourself")
+        return None  # no line tracing: only function entries are watched
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        with _warnings_to_stdout():
+            yield
+    finally:
+        sys.settrace(previous)
+    if hits:
+        raise ForbiddenCall(f"your code called the library's own implementation ({hits[0]}); "
+                            f"write this exercise yourself")
+
+
+# ------------------------------------------------------------------------------------------------
+# notebooks
+# ------------------------------------------------------------------------------------------------
+def _show_on_stdout(message, category, filename, lineno, file=None, line=None):
+    print(f"{category.__name__}: {message} ({Path(filename).name}:{lineno})", file=sys.stdout)
+
+
+@contextlib.contextmanager
+def _warnings_to_stdout():
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_on_stdout
+        yield
+
+
+def setup_notebook(seed: int = 0, threads: int | None = None) -> None:
+    """First cell of every assignment: warnings to stdout, fixed seeds, quiet matplotlib."""
+    warnings.showwarning = _show_on_stdout
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
