@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 
 import nbformat
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION_RE = re.compile(r"^(\s*)### BEGIN SOLUTION\s*\n(.*?)^\s*### END SOLUTION\s*\n?", re.S | re.M)
@@ -164,6 +166,19 @@ def make_submission(root: Path, assignment: str, student: str, kind: str = "solu
 # ------------------------------------------------------------------------------------------------
 # grading
 # ------------------------------------------------------------------------------------------------
+class ShortTracebacks(Preprocessor):
+    """Feedback: an error shows as 'Name: message' only. A full IPython traceback quotes the lines
+    around the failing one, which in a test cell can be hidden test code."""
+
+    enabled = Bool(True).tag(config=True)  # nbconvert preprocessors are off unless enabled
+
+    def preprocess_cell(self, cell, resources, index):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                out["traceback"] = [f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"]
+        return cell, resources
+
+
 def _ensure_in_gradebook(root: Path, assignment: str) -> None:
     """Autograde needs the assignment's cells in the gradebook: register it if this gradebook lacks it."""
     from nbgrader.api import Gradebook, MissingEntry

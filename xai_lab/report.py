@@ -69,8 +69,9 @@ def figures() -> None:
     variants = [data.flowers(6, v, seed=3, split="train") for v in ("double", "watermark")]
     variants.append(data.flowers(6, "biased", seed=5, split="test"))
     images = torch.cat([v.images for v in variants])
-    titles = [f"{v.variant}: {v.class_names[int(y)]}"[:28] for v in variants for y in v.labels]
-    viz.show(images, titles=titles, ncols=6, size=1.7).savefig(DOCS / "variants.png", dpi=80)
+    titles = [f"{v.variant}\n{v.class_names[int(y)]}" + (f", {v.group_names[int(g)]}" if v.variant == "biased" else "")
+              for v in variants for y, g in zip(v.labels, v.group)]
+    viz.show(images, titles=titles, ncols=6, size=2.2).savefig(DOCS / "variants.png", dpi=80)
     print(f"wrote {DOCS / 'flowers.png'} and {DOCS / 'variants.png'}")
 
 
