@@ -51,3 +51,18 @@ def test_reused_module_counts_calls():
 def test_bad_layers_raise(single_model, layer, err):
     with pytest.raises(err, match="layer"):
         resolve_layer(single_model, layer)
+
+
+def test_frozen_restores_modes_and_flags_also_on_error():
+    from xai_lab.hooks import frozen
+
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3), nn.Dropout())
+    model.train()
+    model[1].eval()  # mixed modes must come back as they were
+    model[0].bias.requires_grad_(False)
+    with pytest.raises(RuntimeError):
+        with frozen(model):
+            assert not model.training and not any(p.requires_grad for p in model.parameters())
+            raise RuntimeError("boom")
+    assert model.training and not model[1].training and model[2].training
+    assert model[0].weight.requires_grad and not model[0].bias.requires_grad

@@ -48,7 +48,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from tqdm.auto import tqdm
 
-from .hooks import resolve_layer
+from .hooks import frozen, resolve_layer
 
 __all__ = ["saliency", "deconvnet", "guided_backprop", "integrated_gradients", "smoothgrad",
            "occlusion", "rise", "lime", "superpixels", "cam", "grad_cam", "grad_cam_pp", "lrp",
@@ -225,18 +225,8 @@ def _session(model, x, target):
     _check_model(model)
     x = _check_images(x)
     tgt = _Target(target, len(x))
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
+    with frozen(model):
         yield x, tgt
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        for m, training in modes:
-            m.training = training
 
 
 @contextmanager

@@ -16,7 +16,27 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["capture", "Captured", "resolve_layer", "resolve_layers"]
+__all__ = ["capture", "Captured", "frozen", "resolve_layer", "resolve_layers"]
+
+
+@contextmanager
+def frozen(model: nn.Module):
+    """Eval mode and no parameter gradients inside the block; every module's train/eval mode and
+    every parameter's ``requires_grad`` are restored on exit, also when the block raises."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for m, training in modes:
+            m.training = training
 
 
 def resolve_layer(model: nn.Module, layer) -> tuple[str, nn.Module]:

@@ -19,7 +19,6 @@ Probe sets are streamed in batches; nothing holds all activation maps of a probe
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .hooks import capture, resolve_layer, resolve_layers
+from .hooks import capture, frozen, resolve_layer, resolve_layers
 
 __all__ = ["quantile_thresholds", "dissect", "Dissection", "unit_masks",
            "compose", "compose_unit", "compose_units", "Composition", "Leaf", "Formula", "OPERATORS",
@@ -43,25 +42,6 @@ __all__ = ["quantile_thresholds", "dissect", "Dissection", "unit_masks",
 # ------------------------------------------------------------------------------------------------
 class _Stop(Exception):
     """Raised by a hook once every requested layer has run: the rest of the forward is skipped."""
-
-
-@contextmanager
-def _frozen(model: nn.Module):
-    """Eval mode and no parameter gradients inside the block; modes and flags restored on exit."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield model
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def _forward_to(model: nn.Module, x: torch.Tensor, layers, detach: bool = True) -> dict:
@@ -173,7 +153,7 @@ def _threshold_pass(model, images, name, quantile, batch_size, progress, cache_b
     every batch as ``[(start, (B, K, h, w)), ...]`` (else None), so a second pass can skip the model."""
     quantile = _check_fraction("quantile", quantile)
     top, n, keep, cache, used = None, 0, 0, [], 0
-    with _frozen(model):
+    with frozen(model):
         for start, acts in _batches(model, images, name, batch_size, progress, "thresholds"):
             a = _maps(acts[name], name)
             vals = a.transpose(0, 1).flatten(1)  # (K, B*h*w)
@@ -407,7 +387,7 @@ def dissect(model: nn.Module, data, layer, quantile: float = 0.005, iou_threshol
     n_units = len(thresholds)
     inter = torch.zeros(n_units, len(src.names), dtype=torch.long)
     unit_px = torch.zeros(n_units, dtype=torch.long)
-    with _frozen(model):
+    with frozen(model):
         batches = cache if cache is not None else \
             _batches(model, images, name, batch_size, progress, "dissection")
         for start, acts in batches:
@@ -433,7 +413,7 @@ def unit_masks(model: nn.Module, data_or_images, layer, units, thresholds: torch
     units = _check_units(units, len(thresholds))
     size = tuple(images.shape[-2:]) if size is None else tuple(size)
     out = torch.zeros(len(images), len(units), size[0] * size[1], dtype=torch.bool)
-    with _frozen(model):
+    with frozen(model):
         for start, acts in _batches(model, images, name, batch_size, progress, "unit masks"):
             a = _maps(acts[name], name)
             if a.shape[1] != len(thresholds):
@@ -682,7 +662,7 @@ def filter_energies(model: nn.Module, data_or_images, layers, batch_size: int = 
     images = _images(data_or_images, "data_or_images")
     names = list(resolve_layers(model, layers))
     chunks, widths = [], []
-    with _frozen(model):
+    with frozen(model):
         for _, acts in _batches(model, images, names, batch_size, progress, "energies"):
             chunks.append(torch.cat([_energy(acts[n]) for n in names], 1))
             widths = [acts[n].shape[1] for n in names]
@@ -898,7 +878,7 @@ def maximize(model: nn.Module, target, size: int = 64, steps: int = 100, lr: flo
     p = (noise * torch.randn(1, 3, size, size, generator=gen)).to(_device(model)).requires_grad_()
     opt = torch.optim.Adam([p], lr=lr)
     history = []
-    with _frozen(model):
+    with frozen(model):
         for i in tqdm(range(steps), desc="maximize", disable=not progress, leave=False):
             img = torch.sigmoid(p)
             score = objective(_jitter(img, jitter, gen))
@@ -960,7 +940,7 @@ def top_patches(model: nn.Module, data_or_images, units, k: int = 8, patch: int 
     names = list(dict.fromkeys(n for n, _ in units))
     best = torch.full((0, len(units)), -math.inf)
     idx = pos = torch.zeros(0, len(units), dtype=torch.long)
-    with _frozen(model):
+    with frozen(model):
         for start, acts in _batches(model, images, names, batch_size, progress, "top patches"):
             s, p = _unit_max(acts, units)  # (B, U)
             best, order = torch.cat([best, s]).topk(min(k, len(best) + len(s)), dim=0)
@@ -1021,7 +1001,7 @@ def atlas(model: nn.Module, data_or_images, layer, grid: int = 8, n_points: int 
     name, _ = resolve_layer(model, layer)
     vecs, points, map_size = [], [], None
     gen = torch.Generator().manual_seed(seed)
-    with _frozen(model):
+    with frozen(model):
         for start, acts in _batches(model, images, name, batch_size, progress, "atlas"):
             a = _maps(acts[name], name)
             if map_size is None:
