@@ -854,17 +854,24 @@ def _lrp_epsilon(layer, a, z, r, eps):
     return a * layer.vjp(a.shape, layer.weight, r / _stabilize(z, eps))
 
 
+def _sign_pairs(a, w_pos, w_neg, b_pos, b_neg):
+    """The (input, weight, bias) pairs whose contributions z_ij = a_i w_ij are positive, and those
+    whose contributions are negative: a+ with w_pos (w_neg), and, where inputs can be negative,
+    a- with w_neg (w_pos)."""
+    ap, an = a.clamp(min=0), a.clamp(max=0)
+    pos, neg = [(ap, w_pos, b_pos)], [(ap, w_neg, b_neg)]
+    if (a < 0).any():
+        pos.append((an, w_neg, None))
+        neg.append((an, w_pos, None))
+    return pos, neg
+
+
 def _lrp_gamma(layer, a, z, r, gamma):
     """LRP-gamma (Montavon 2019), Zennit's generalisation to signed inputs: w -> w + gamma w^+ for
     the contributions that share the sign of z_j (w + gamma w^- where z_j < 0)."""
     w, b = layer.weight, layer.bias
-    wp, wn = w + gamma * w.clamp(min=0), w + gamma * w.clamp(max=0)
-    bp, bn = b + gamma * b.clamp(min=0), b + gamma * b.clamp(max=0)
-    ap, an = a.clamp(min=0), a.clamp(max=0)
-    pairs_pos, pairs_neg = [(ap, wp, bp)], [(ap, wn, bn)]
-    if (a < 0).any():
-        pairs_pos.append((an, wn, None))
-        pairs_neg.append((an, wp, None))
+    pairs_pos, pairs_neg = _sign_pairs(a, w + gamma * w.clamp(min=0), w + gamma * w.clamp(max=0),
+                                       b + gamma * b.clamp(min=0), b + gamma * b.clamp(max=0))
     out = 0
     for pairs, mask in ((pairs_pos, z > 0), (pairs_neg, z < 0)):
         s = r * mask / _stabilize(sum(layer.fn(ai, wi, bi) for ai, wi, bi in pairs), _STABILIZER)
@@ -876,12 +883,7 @@ def _lrp_alpha_beta(layer, a, z, r, alpha, beta):
     """LRP-alpha-beta (Bach 2015): R_i = sum_j (alpha z+_ij / z+_j - beta z-_ij / z-_j) R_j, with
     z+ the positive contributions a+ w+ and a- w- (and b+), z- the negative ones."""
     w, b = layer.weight, layer.bias
-    wp, wn, bp, bn = w.clamp(min=0), w.clamp(max=0), b.clamp(min=0), b.clamp(max=0)
-    ap, an = a.clamp(min=0), a.clamp(max=0)
-    pos, neg = [(ap, wp, bp)], [(ap, wn, bn)]
-    if (a < 0).any():
-        pos.append((an, wn, None))
-        neg.append((an, wp, None))
+    pos, neg = _sign_pairs(a, w.clamp(min=0), w.clamp(max=0), b.clamp(min=0), b.clamp(max=0))
     out = 0
     for pairs, factor in ((pos, alpha), (neg, -beta)):
         if factor == 0:
