@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .hooks import capture, frozen, resolve_layer, resolve_layers
+from .viz import _np_image
 
 __all__ = ["quantile_thresholds", "dissect", "Dissection", "unit_masks",
            "compose", "compose_unit", "compose_units", "Composition", "Leaf", "Formula", "OPERATORS",
@@ -1032,10 +1033,6 @@ def atlas(model: nn.Module, data_or_images, layer, grid: int = 8, n_points: int 
 # ------------------------------------------------------------------------------------------------
 # Figures
 # ------------------------------------------------------------------------------------------------
-def _np_image(img: torch.Tensor) -> np.ndarray:
-    return img.detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy()
-
-
 def plot_detectors(dissection: Dissection, title: str | None = None):
     """Bau et al.'s histogram: detectors per concept, coloured by category, and per category."""
     per_concept = dissection.detectors_per_concept()
