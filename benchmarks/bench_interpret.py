@@ -4,7 +4,8 @@
 
 Prints the detectors per category, the best concept of the top units, the time of the full
 dissection (thresholds + IoU pass) against one plain forward pass over the same images, and
-the best compositional formulas of the top units.
+the best compositional formulas of the top units, the relevant units per class, and the
+detectors of every shipped model on its own variant's probe set.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 import torch
 
 from xai_lab import data as flowers_data
-from xai_lab import interpret, models
+from xai_lab import interpret, models, report
 
 
 def forward_time(model, images, batch_size):
@@ -83,6 +84,14 @@ def main(argv=None):
         for c in range(data.num_classes):
             labels = [f"{u}:{result.label_names[u]}" for _, u, w in rel.top(c, 3)]
             print(f"    {data.class_names[c]:<15} top units and their dissection labels: {labels}")
+
+    print(f"\nevery shipped model, {args.layer}, {args.n} probe images of its own variant:")
+    for name in models.available():
+        probe = flowers_data.flowers(args.n, report.model_variant(name), seed=3, split="test")
+        d = interpret.dissect(models.load(name), probe, args.layer, batch_size=bs, progress=False)
+        top = ", ".join(f"{u}:{d.label_names[u]} {float(d.best_iou[u]):.3f}" for u in d.top(3).tolist())
+        print(f"  {name:<10} {int(d.detectors.sum()):3d} detectors {d.detectors_per_category()}  "
+              f"{d.detectors_per_concept()}  top: {top}")
 
 if __name__ == "__main__":
     main()

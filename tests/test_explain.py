@@ -1,19 +1,22 @@
 """Tests of xai_lab.explain: peer libraries, analytic properties, slow re-implementations, contract.
 
-Peers: Captum (gradients, integrated gradients, occlusion), pytorch-grad-cam (Grad-CAM, Grad-CAM++),
-Zennit (LRP rules). Models are the shipped flower CNN, small random nets, and randomly initialised
-torchvision ResNet-18 / VGG-11 (weights=None). Nothing is trained.
+Peers: Captum (gradients, integrated gradients, occlusion, neuron deconvolution for explanation by
+interpretation), pytorch-grad-cam (Grad-CAM, Grad-CAM++), Zennit (LRP rules). Models are the shipped
+flower CNN, small random nets, and randomly initialised torchvision ResNet-18 / VGG-11
+(weights=None). Nothing is trained (relevant units are fitted, a regression, not a training).
 """
 from __future__ import annotations
 
 import copy
 import math
+from functools import partial
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-from xai_lab import data, explain as E, models
+from xai_lab import data, explain as E, interpret, models
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU:UserWarning",
                                         "ignore:.*did not already require gradients:UserWarning")
@@ -113,6 +116,37 @@ def vgg():
 def plain_twins(resnet, vgg):
     """The ResNet and VGG with separate, non-inplace ReLU modules (same weights)."""
     return {id(resnet): without_inplace_or_reuse(resnet), id(vgg): without_inplace_or_reuse(vgg)}
+
+
+def random_relevant_units(layer, width, classes=10, per_class=3, seed=6):
+    """A RelevantUnits with ``per_class`` random positive weights per class (no fit: random
+    networks have nothing to find, and the contract tests only need units to show)."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.zeros(width, classes)
+    for c in range(classes):
+        w[torch.randperm(width, generator=g)[:per_class], c] = torch.rand(per_class, generator=g) + 0.1
+    return interpret.RelevantUnits(w, tuple((layer, j) for j in range(width)), 1.0)
+
+
+@pytest.fixture(scope="module")
+def fitted(flower):
+    """Relevant units (Oramas 2019) for by_interpretation, by kind of model: the flower CNN's last
+    layer, and its last two ReLU layers, fitted on 300 flowers; random ones for the random ResNet
+    and VGG."""
+    probe = data.flowers(300, "single", seed=2, split="train")
+    fit = partial(interpret.relevant_units, progress=False)
+    return {"flower": fit(flower, probe, "features.14"),
+            "flower2": fit(flower, probe, ["features.10", "features.14"]),
+            "resnet": random_relevant_units("layer4", 512), "vgg": random_relevant_units("features.20", 512)}
+
+
+def extra(name, model, fitted):
+    """Arguments a method needs beyond the common ones: by_interpretation needs relevant units."""
+    if name != "by_interpretation":
+        return {}
+    kind = ("flower" if isinstance(model, models.FlowerCNN) else
+            "resnet" if hasattr(model, "layer4") else "vgg")
+    return {"relevant": fitted[kind]}
 
 
 def rel_err(a, b):
@@ -516,10 +550,11 @@ def test_contrastive_is_the_difference_of_scores(flower, images):
         E.contrastive(flower, x, y, y)
 
 
-def test_count_passes(flower, images):
+def test_count_passes(flower, images, fitted):
     x, y = images
     n = len(x)
     expected = {  # method: (kwargs, forward images, backward images)
+        "by_interpretation": ({"relevant": fitted["flower2"], "k": 2}, n, 2 * n),  # backward from units
         "saliency": ({}, n, n),
         "integrated_gradients": ({"steps": 5, "batch_size": 4}, 5 * n, 5 * n),
         "occlusion": ({"window": 16, "stride": 16}, n * 17, 0),
@@ -544,19 +579,104 @@ def test_normalise(flower, images):
 
 
 # ------------------------------------------------------------------------------------------------
+# explanation by interpretation
+# ------------------------------------------------------------------------------------------------
+def slow_by_interpretation(model, x, y, relevant, k):
+    """Image by image, unit by unit: energies by interpret.filter_energies, scores by
+    RelevantUnits.scores, each unit's deconvnet by Captum's NeuronDeconvolution."""
+    from captum.attr import NeuronDeconvolution
+
+    layers = dict(model.named_modules())
+    names = list(dict.fromkeys(name for name, _ in relevant.units))
+    energies, units = interpret.filter_energies(model, x, names, progress=False)
+    out = torch.zeros(len(x), *x.shape[-2:], dtype=x.dtype)
+    for i in range(len(x)):
+        s = relevant.scores(energies[i:i + 1], int(y[i]))[0]
+        for d in torch.argsort(s, descending=True)[:k].tolist():
+            if s[d] > 0:
+                name, u = units[d]
+                g = NeuronDeconvolution(model, layers[name]).attribute(
+                    x[i:i + 1], neuron_selector=lambda a: (a[:, u] ** 2).sum((1, 2)) / 2)  # sends A_u down
+                out[i] = torch.maximum(out[i], minmax(g.abs().amax(1))[0])
+    return out
+
+
+@pytest.mark.parametrize("which,k,batch_size", [("flower", 3, 64), ("flower2", 3, 2), ("flower2", 5, 64)])
+def test_by_interpretation_matches_slow_version(flower, images, fitted, which, k, batch_size):
+    # float64: deconvnet ignores the ReLU masks, so its gradient also runs through max-pool windows
+    # of near ties, whose winners float32 rounding (a batch of 3 vs 1 image) can flip
+    model = copy.deepcopy(flower).double()
+    x, y = images[0].double(), images[1]
+    fast = E.by_interpretation(model, x, y, relevant=fitted[which], k=k, batch_size=batch_size)
+    assert fast.shape == (3, 64, 64) and fast.dtype == torch.float32
+    assert torch.equal(fast.flatten(1).amax(1), torch.ones(3)) and fast.min() == 0
+    assert rel_err(fast, slow_by_interpretation(model, x, y, fitted[which], k)) < 1e-5
+
+
+def test_by_interpretation_fits_relevant_units_from_data(odd_flower, flower, images):
+    x, y = images
+    probe = data.flowers(60, "single", seed=2, split="train")
+    before = snapshot(odd_flower)
+    maps = E.by_interpretation(odd_flower, x, y, data=probe, layers="features.10", mu=5.0)
+    assert_same(odd_flower, before)
+    fit = interpret.relevant_units(flower, probe, "features.10", mu=5.0, progress=False)
+    assert torch.equal(maps, E.by_interpretation(flower, x, y, relevant=fit))
+    default = interpret.relevant_units(flower, probe, "features.14", progress=False)  # the default layer
+    assert torch.equal(E.by_interpretation(flower, x, y, data=probe),
+                       E.by_interpretation(flower, x, y, relevant=default))
+
+
+def test_by_interpretation_lands_on_the_discriminative_part(flower, fitted):
+    """On the single-feature flowers the class is the centre's colour: the relevant units' maps put
+    more of their mass on the centre than its share of the image (measured: every image, and the
+    mean mass inside is several times the mean area)."""
+    test = data.flowers(32, "single", seed=7, split="test")
+    maps = E.by_interpretation(flower, test.images, test.labels, relevant=fitted["flower"])
+    inside = (maps * test.gt_masks).flatten(1).sum(1) / maps.flatten(1).sum(1)  # (N,)
+    area = test.gt_masks.flatten(1).float().mean(1)
+    assert (inside > area).float().mean() >= 0.9, (inside, area)
+    assert inside.mean() > 3 * area.mean(), (inside.mean(), area.mean())
+
+
+def test_by_interpretation_bad_arguments(flower, images, fitted):
+    x, y = images
+    ru = fitted["flower"]
+    truncated = interpret.RelevantUnits(ru.weights[:100], ru.units[:100], ru.mu)
+    bad = [
+        ({}, ValueError, "relevant .* or data .* got neither"),
+        ({"relevant": ru, "data": SimpleNamespace()}, ValueError, "got both"),
+        ({"relevant": "units"}, TypeError, "relevant must be an interpret.RelevantUnits, got str"),
+        ({"relevant": ru, "layers": "features.10"}, ValueError, "layers goes with data"),
+        ({"relevant": ru, "k": 0}, ValueError, "k must be an int >= 1"),
+        ({"relevant": ru, "k": 2.0}, TypeError, "k must be an int"),
+        ({"relevant": ru, "reduce": "max"}, ValueError, "reduce must be one of"),
+        ({"relevant": ru, "target": lambda z: z[:, 0]}, TypeError, "target must be an int class index"),
+        ({"relevant": ru, "target": 6}, ValueError, "target must be a class index < 6"),
+        ({"relevant": fitted["resnet"]}, ValueError, "layer 'layer4' is not a module"),
+        ({"relevant": truncated}, ValueError, "relevant was fitted on other layers"),
+    ]
+    for kwargs, error, words in bad:
+        with pytest.raises(error, match=words):
+            E.by_interpretation(**{"model": flower, "x": x, "target": y, **kwargs})
+    with pytest.raises(ValueError, match="not meaningful with method='by_interpretation'"):
+        E.contrastive(flower, x, y, (y + 1) % 6, method="by_interpretation", relevant=ru)
+
+
+# ------------------------------------------------------------------------------------------------
 # the contract, for every method
 # ------------------------------------------------------------------------------------------------
 ALL = list(E.METHODS)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_per_image_targets(flower, images, name):
+def test_per_image_targets(flower, images, fitted, name):
     x = images[0][:2]
     targets = torch.tensor([4, 2])
-    maps = E.METHODS[name](flower, x, targets, **FAST.get(name, {}))
+    kw = {**FAST.get(name, {}), **extra(name, flower, fitted)}
+    maps = E.METHODS[name](flower, x, targets, **kw)
     assert maps.shape == (2, 64, 64) and maps.dtype == torch.float32
     for i, t in enumerate(targets.tolist()):
-        assert rel_err(maps[i], E.METHODS[name](flower, x, t, **FAST.get(name, {}))[i]) < 1e-5, i
+        assert rel_err(maps[i], E.METHODS[name](flower, x, t, **kw)[i]) < 1e-5, i
 
 
 @pytest.mark.parametrize("name", ["cam", "grad_cam", "grad_cam_pp"])
@@ -598,11 +718,12 @@ def odd_flower(flower):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_model_restored_after_call_and_after_error(odd_flower, resnet, images, name):
+def test_model_restored_after_call_and_after_error(odd_flower, resnet, images, fitted, name):
     x, y = images
-    kw = LIGHT.get(name, {})
     for model, layer in ((odd_flower, None), (resnet, "layer4")):
-        kw_model = dict(kw, layer=layer) if name in ("cam", "grad_cam", "grad_cam_pp") and layer else kw
+        kw_model = {**LIGHT.get(name, {}), **extra(name, model, fitted)}
+        if name in ("cam", "grad_cam", "grad_cam_pp") and layer:
+            kw_model["layer"] = layer
         before = snapshot(model)
         xm = x[:2, :, :32, :32] if model is resnet else x[:2]
         xx = xm.clone().requires_grad_(True)
@@ -616,17 +737,20 @@ def test_model_restored_after_call_and_after_error(odd_flower, resnet, images, n
         def failing(logits):
             raise RuntimeError("boom")
 
-        with pytest.raises(RuntimeError, match="boom"):
+        # by_interpretation takes classes only: a callable target is refused before anything runs
+        error, words = (TypeError, "target") if name == "by_interpretation" else (RuntimeError, "boom")
+        with pytest.raises(error, match=words):
             E.METHODS[name](model, xm, failing, **kw_model)
         assert_same(model, before)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_inplace_and_reused_relus_give_the_same_maps(resnet, vgg, plain_twins, name):
+def test_inplace_and_reused_relus_give_the_same_maps(resnet, vgg, plain_twins, fitted, name):
     g = torch.Generator().manual_seed(4)
     for model, n, size, kw in ((resnet, 2, 48, {"layer": "layer4"}), (vgg, 1, 32, {})):
         x, y = torch.rand(n, 3, size, size, generator=g), torch.tensor([2, 7])[:n]
-        kw = {**LIGHT.get(name, {}), **(kw if name in ("cam", "grad_cam", "grad_cam_pp") else {})}
+        kw = {**LIGHT.get(name, {}), **(kw if name in ("cam", "grad_cam", "grad_cam_pp") else {}),
+              **extra(name, model, fitted)}
         plain = plain_twins[id(model)]
         if name == "cam" and model is vgg:
             with pytest.raises(ValueError):
@@ -650,7 +774,7 @@ def test_functional_relu_is_refused_by_relu_rules(images):
             method(Functional(), x, 0)
 
 
-def test_all_methods_on_torchvision_models_at_224(resnet, vgg):
+def test_all_methods_on_torchvision_models_at_224(resnet, vgg, fitted):
     x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(5))
     settings = {"occlusion": {"window": 224}, "rise": {"n_masks": 2}, "smoothgrad": {"n": 1},
                 "lime": {"n_samples": 2, "segments": "grid"}, "integrated_gradients": {"steps": 1}}
@@ -658,7 +782,8 @@ def test_all_methods_on_torchvision_models_at_224(resnet, vgg):
         for name in ALL:
             if name == "cam" and model is vgg:
                 continue  # VGG's head is not GAP + linear (tested above)
-            kw = dict(settings.get(name, {}), **({"layer": layer} if layer and "cam" in name else {}))
+            kw = dict(settings.get(name, {}), **({"layer": layer} if layer and "cam" in name else {}),
+                      **extra(name, model, fitted))
             maps = E.METHODS[name](model, x, 3, **kw)
             assert maps.shape == (1, 224, 224) and maps.isfinite().all(), name
 

@@ -113,6 +113,16 @@ def test_forbid_catches_helpers_and_context_managers(single_model):
             cheat(single_model, "features.14", torch.rand(1, 3, 64, 64))
 
 
+def test_forbid_covers_the_properties_of_a_forbidden_class():
+    from xai_lab import interpret
+
+    iou = torch.tensor([[0.1, 0.0], [0.0, 0.01]])
+    d = interpret.Dissection(iou, iou, iou, torch.zeros(2), ("a", "b"), ("part", "colour"), "layer")
+    with pytest.raises(grading.ForbiddenCall, match="Dissection"):
+        with grading.forbid("01_interpretation.label_units"):
+            d.detectors  # a property: its getter is forbidden with the class
+
+
 def test_every_registered_exercise_resolves():
     for exercise, targets in grading.REFERENCE_IMPLEMENTATIONS.items():
         for t in targets:

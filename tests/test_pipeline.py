@@ -5,6 +5,7 @@ with a realistic bug in one exercise and a warning-emitting (but correct) answer
 only the broken exercise), and one whose answer loops forever (stopped by the per-cell timeout,
 the rest still graded). Feedback is generated without hidden tests.
 """
+import os
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,27 @@ CASES = {
         warns="watermark_effect",
         loops="top_k_images",
     ),
+    "01_interpretation": dict(
+        broken=("dataset_iou", course.DEMO_BUGS["01_interpretation"][1]),
+        warns="filter_energies",
+        loops="label_units",
+    ),
+    "02_explanation": dict(
+        broken=("lime_kernel", course.DEMO_BUGS["02_explanation"][1]),
+        warns="cam",
+        loops="why_not",
+    ),
 }
+
+# while working on one assignment: XAI_LAB_ASSIGNMENTS=02_explanation pytest tests/test_pipeline.py
+_ONLY = [a for a in os.environ.get("XAI_LAB_ASSIGNMENTS", "").split(",") if a]
+if _ONLY:
+    CASES = {a: c for a, c in CASES.items() if a in _ONLY}
+
+
+def test_every_assignment_has_pipeline_cases():
+    assert _ONLY or set(CASES) == set(course.assignments()), "add the new assignment to CASES"
+
 
 WARN = '''import warnings
 warnings.warn("a harmless warning from the student's code", UserWarning)

@@ -33,6 +33,17 @@ DEMO_BUGS = {
     "00_foundations": ("per_class_accuracy",
                        "# bug: the overall accuracy for every class\n"
                        "return (pred == labels).float().mean().repeat(num_classes)"),
+    "01_interpretation": ("dataset_iou",
+                          "# bug: the mean of per-image IoUs, not sums over the probe set\n"
+                          "m, c = masks.flatten(2).float(), concepts.flatten(2).float()   # (N, K, P), (N, C, P)\n"
+                          "inter = m @ c.transpose(1, 2)                                  # (N, K, C)\n"
+                          "union = m.sum(2)[:, :, None] + c.sum(2)[:, None] - inter\n"
+                          "return (inter / union.clamp(min=1)).mean(0)"),
+    "02_explanation": ("lime_kernel",
+                       "# bug: the kernel without its square root\n"
+                       "z = z.float()\n"
+                       "dist = 1 - z.sum(1) / (z.sum(1).sqrt() * math.sqrt(z.shape[1])).clamp(min=1e-12)\n"
+                       "return torch.exp(-dist ** 2 / kernel_width ** 2)"),
 }
 
 

@@ -12,6 +12,8 @@ value: the sign and the zero level stay, the largest |value| becomes 1).
 - class activation maps: :func:`cam` (Zhou 2016), :func:`grad_cam` (Selvaraju 2017),
   :func:`grad_cam_pp` (Chattopadhyay 2018);
 - relevance: :func:`lrp` (Bach 2015, rules as in Montavon 2019 and Zennit);
+- :func:`by_interpretation` (Oramas 2019): the relevant units of the class (found by
+  :func:`xai_lab.interpret.relevant_units`) visualised with deconvnet on the image;
 - :func:`contrastive`: why ``target`` and not ``foil``.
 
 ``METHODS`` maps names to the functions (for widgets and loops), :func:`explain_all` runs several
@@ -52,7 +54,7 @@ from .hooks import frozen, resolve_layer
 
 __all__ = ["saliency", "deconvnet", "guided_backprop", "integrated_gradients", "smoothgrad",
            "occlusion", "rise", "lime", "superpixels", "cam", "grad_cam", "grad_cam_pp", "lrp",
-           "contrastive", "METHODS", "count_passes", "Passes", "explain_all", "show"]
+           "contrastive", "by_interpretation", "METHODS", "count_passes", "Passes", "explain_all", "show"]
 
 
 # ================================================================================================
@@ -313,11 +315,11 @@ def _default_layer(model):
 
 class _Tap:
     """Activation ``a`` of one layer in one forward; in grad mode ``a`` is a leaf, so the backward
-    stops at the layer. The forward continues on a copy, so in-place operations after the layer
-    cannot change ``a``."""
+    stops at the layer (``leaf=False``: ``a`` keeps its graph down to the input). The forward
+    continues on a copy, so in-place operations after the layer cannot change ``a``."""
 
-    def __init__(self, name):
-        self.name, self.a = name, None
+    def __init__(self, name, leaf=True):
+        self.name, self.a, self.leaf = name, None, leaf
 
     def __call__(self, module, inputs, output):
         if not isinstance(output, torch.Tensor):
@@ -325,7 +327,7 @@ class _Tap:
         if self.a is not None:
             raise ValueError(f"layer {self.name!r} ran more than once in one forward (a reused module): "
                              f"choose a layer that runs once")
-        self.a = output.detach().requires_grad_(torch.is_grad_enabled())
+        self.a = output.detach().requires_grad_(torch.is_grad_enabled()) if self.leaf else output
         return self.a.clone()
 
     def activation(self):
@@ -369,9 +371,11 @@ class Passes:
 def count_passes(model):
     """Count the forward and backward passes through ``model`` while in the block.
 
-    A forward hook on the model counts each call and its images; the backward is counted when the
-    gradient reaches the model's output (a hook on the output tensor). Partial passes that stop
-    inside the model (``lrp`` finding its input bounds) are not counted.
+    A forward hook on the model counts each call and its images; a backward is counted when the
+    gradient reaches the model's output (a hook on the output tensor) or, for a backward that
+    starts inside the model (``by_interpretation``, from a unit), when it reaches the model's
+    input. Partial forward passes that stop inside the model (``lrp`` finding its input bounds)
+    are not counted.
 
         >>> with count_passes(model) as n:
         ...     occlusion(model, x, 3)
@@ -379,8 +383,9 @@ def count_passes(model):
     """
     _check_model(model)
     counts = Passes()
+    handles = []
 
-    def on_backward(grad):
+    def count(grad):
         counts.backward += len(grad)
         counts.backward_calls += 1
 
@@ -388,14 +393,30 @@ def count_passes(model):
         first = output if isinstance(output, torch.Tensor) else inputs[0]
         counts.forward += len(first)
         counts.forward_calls += 1
-        if isinstance(output, torch.Tensor) and output.requires_grad:
-            output.register_hook(on_backward)
+        pending = [0]  # backward passes of this call counted at the output, not yet at the input
 
-    handle = model.register_forward_hook(on_forward)
+        def at_output(grad):
+            pending[0] += 1
+            count(grad)
+
+        def at_input(grad):
+            if pending[0]:
+                pending[0] -= 1
+            else:
+                count(grad)
+
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(at_output)
+        x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        if x is not None and x.requires_grad:
+            handles.append(x.register_hook(at_input))  # removed on exit: x may be the caller's
+
+    handles.append(model.register_forward_hook(on_forward))
     try:
         yield counts
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
 
 
 # ================================================================================================
@@ -433,15 +454,22 @@ class _RuleReLU(nn.Module):
         return _ReLUFunction.apply(x, self.rule)
 
 
-def _rule_gradients(model, x, tgt, rule, method):
-    """Input gradients with every ``nn.ReLU`` module applying ``rule`` in the backward."""
+@contextmanager
+def _relu_rule(model, rule, method):
+    """Every ``nn.ReLU`` module of ``model`` applies ``rule`` in the backward while in the block
+    (each swapped for a :class:`_RuleReLU`); a ValueError at the end if none ran."""
     with _swapped(model, lambda m: _RuleReLU(rule) if isinstance(m, nn.ReLU) else None) as relus:
-        g = _input_gradients(model, x, tgt)
+        yield
     if not any(r.calls for r in relus):
         raise ValueError(f"{method} needs nn.ReLU modules, and none ran in the forward of this "
                          f"{type(model).__name__}: functional relu calls (torch.relu, F.relu) cannot be "
                          f"modified")
-    return g
+
+
+def _rule_gradients(model, x, tgt, rule, method):
+    """Input gradients with every ``nn.ReLU`` module applying ``rule`` in the backward."""
+    with _relu_rule(model, rule, method):
+        return _input_gradients(model, x, tgt)
 
 
 def saliency(model, x, target, reduce="abs_max", normalise=False):
@@ -1204,11 +1232,129 @@ def lrp(model, x, target, rule="epsilon", epsilon=1e-6, gamma=0.25, alpha=2.0, b
 
 
 # ================================================================================================
+# Explanation by interpretation
+# ================================================================================================
+def _minmax(maps):
+    """Each ``(H, W)`` map of ``(N, H, W)`` scaled to [0, 1] (a constant map becomes 0)."""
+    low = maps.flatten(1).amin(1)[:, None, None]
+    span = maps.flatten(1).amax(1)[:, None, None] - low
+    return torch.where(span > 0, (maps - low) / span.clamp(min=torch.finfo(maps.dtype).tiny), 0.0)
+
+
+def _unit_scores(relevant, energies, classes):
+    """``(B, D)`` test-time unit scores (``RelevantUnits.scores``) of each image for its class."""
+    scores = torch.empty_like(energies)
+    for c in classes.unique().tolist():  # a loop over classes, not images
+        rows = classes == c
+        scores[rows] = relevant.scores(energies[rows], c).to(energies)
+    return scores.nan_to_num(nan=0.0)  # weights summing to 0: no unit scores
+
+
+def _by_interpretation_batch(model, x, classes, relevant, names, k, reduce):
+    """``(B, H, W)`` maps of :func:`by_interpretation` for one batch: one forward, <= k backward."""
+    from .hooks import resolve_layers
+    from .interpret import _energy
+
+    taps = {name: _Tap(name, leaf=False) for name in names}
+    handles = [m.register_forward_hook(taps[name]) for name, m in resolve_layers(model, names).items()]
+    try:
+        xi = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            model(xi)
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [name for name in names if taps[name].a is None]
+    if missing:
+        raise ValueError(f"layers {missing} of relevant did not run in the model's forward")
+    acts = [taps[name].a for name in names]  # (B, K_l, h_l, w_l) each, in the graph down to xi
+    columns = tuple((name, j) for name, a in zip(names, acts) for j in range(a.shape[1]))
+    if columns != tuple(relevant.units):
+        raise ValueError(f"relevant was fitted on other layers or another model: its {len(relevant.units)} "
+                         f"units do not match the {len(columns)} units of layers {names} here")
+    energies = torch.cat([_energy(a.detach().float()) for a in acts], 1).cpu()  # (B, D)
+    top = _unit_scores(relevant, energies, classes.cpu()).topk(min(k, len(columns)), dim=1)
+    keep = (top.values > 0).to(x.device)  # (B, k) units with a positive score, best first
+    layer_of = torch.tensor([names.index(name) for name, _ in columns])[top.indices].to(x.device)  # (B, k)
+    unit_of = torch.tensor([j for _, j in columns])[top.indices].to(x.device)
+    out = torch.zeros(len(x), *x.shape[-2:], device=x.device)
+    for j in range(top.indices.shape[1]):
+        if not keep[:, j].any():
+            break  # scores are sorted: no image has a j-th positive unit, nor a later one
+        signals = []  # the unit's own feature map, every other unit zero (Zeiler & Fergus)
+        for layer, a in enumerate(acts):
+            rows = (keep[:, j] & (layer_of[:, j] == layer)).nonzero()[:, 0]
+            s = torch.zeros_like(a)
+            s[rows, unit_of[rows, j]] = a.detach()[rows, unit_of[rows, j]]
+            signals.append(s)
+        (g,) = torch.autograd.grad(acts, xi, signals, retain_graph=True)
+        maps = _minmax(_REDUCE[reduce](g))  # (B, H, W)
+        out = torch.where(keep[:, j, None, None], torch.maximum(out, maps), out)
+    return out
+
+
+def by_interpretation(model, x, target, relevant=None, data=None, layers=None, k=3, mu=10.0,
+                      reduce="abs_max", batch_size=64, progress=False, normalise=False):
+    """Explanation by interpretation (Oramas, Wang, Tuytelaars, ICLR 2019).
+
+    The relevant units of each class come from the interpretation step,
+    :func:`xai_lab.interpret.relevant_units` (L1-constrained regression of the labels on filter
+    energies): pass the fitted ``relevant`` (a ``RelevantUnits``), or a probe set ``data`` (with
+    ``images`` and ``labels``) to fit it here on ``layers`` (default: the last module of
+    ``model.features``) with ``mu``. A test image is explained through them: its filter energies
+    x (sum of squared activations per unit, L1-normalised per layer) are L2-normalised and scored
+    s_i = x_i w_{i,c} / sum_i w_{i,c} for its target class c (``RelevantUnits.scores``); each of
+    the ``k`` units with the largest positive scores is visualised with deconvnet from the test
+    image (its own feature map sent down, every other unit zero, R_l = max(R, 0) at each ReLU;
+    ``reduce`` as in :func:`saliency`), the maps are min-max normalised and combined by
+    pixel-wise maximum. Values in [0, 1]; an image whose class has no unit with a positive score
+    gets a zero map.
+
+    ``target``: an int or a LongTensor (N,) of classes (a callable cannot choose units). Needs
+    ``nn.ReLU`` modules, like :func:`deconvnet`. Per batch of ``batch_size`` images: one forward
+    and up to ``k`` backward passes from the units' layers down to the input.
+    """
+    from .interpret import RelevantUnits, relevant_units
+
+    k = _check_int("k", k)
+    _check_choice("reduce", reduce, _REDUCE)
+    batch_size = _check_int("batch_size", batch_size)
+    if callable(target) and not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be an int class index or a LongTensor (N,) for by_interpretation "
+                        f"(the class chooses the relevant units), got {type(target).__name__}")
+    if (relevant is None) == (data is None):
+        raise ValueError("by_interpretation needs relevant (a fitted interpret.RelevantUnits) or data (a "
+                         f"probe set to fit one on), got {'both' if data is not None else 'neither'}")
+    if relevant is not None and not isinstance(relevant, RelevantUnits):
+        raise TypeError(f"relevant must be an interpret.RelevantUnits, got {type(relevant).__name__}")
+    if relevant is not None and layers is not None:
+        raise ValueError("layers goes with data: relevant already names the layers it was fitted on")
+    with _session(model, x, target) as (x, tgt):
+        if relevant is None:
+            relevant = relevant_units(model, data, _default_layer(model) if layers is None else layers,
+                                      mu=mu, batch_size=batch_size, progress=progress)
+        n, n_classes = len(x), relevant.weights.shape[1]
+        classes = tgt.pos if isinstance(tgt.pos, torch.Tensor) else torch.full((n,), tgt.pos)
+        if classes.max() >= n_classes:
+            raise ValueError(f"target must be a class index < {n_classes} (relevant was fitted for "
+                             f"{n_classes} classes), got {int(classes.max())}")
+        names = list(dict.fromkeys(name for name, _ in relevant.units))  # layers, in column order
+        maps = []
+        with _relu_rule(model, "deconvnet", "by_interpretation"):  # inside: layer names give the stand-ins
+            for rows in _chunks(n, batch_size, progress, "by interpretation"):
+                maps.append(_by_interpretation_batch(model, x[rows.to(x.device)], classes[rows], relevant,
+                                                     names, k, reduce))
+    return _finish(torch.cat(maps), normalise)
+
+
+# ================================================================================================
 # Contrastive
 # ================================================================================================
 _NOT_CONTRASTIVE = {
     "rise": "RISE averages a class probability over masks; a difference of two scores is not one",
     "lime": "LIME fits a surrogate of a class probability; a difference of two scores is not one",
+    "by_interpretation": "the class chooses the relevant units that are shown; a difference of two "
+                         "scores chooses none",
 }
 
 
@@ -1254,6 +1400,7 @@ METHODS = {
     "grad_cam": grad_cam,
     "grad_cam_pp": grad_cam_pp,
     "lrp": lrp,
+    "by_interpretation": by_interpretation,
 }
 
 SHOWN = ("saliency", "guided_backprop", "integrated_gradients", "grad_cam", "lrp", "occlusion")

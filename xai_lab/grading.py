@@ -41,6 +41,32 @@ REFERENCE_IMPLEMENTATIONS = {
     "00_foundations.watermark_effect": ["analysis.watermark_effect"],
     "00_foundations.capture_activations": ["hooks.capture"],
     "00_foundations.top_k_images": ["analysis.top_k_images", "analysis.unit_scores"],
+    "01_interpretation.unit_thresholds": ["interpret.quantile_thresholds", "interpret._threshold_pass"],
+    "01_interpretation.unit_masks": ["interpret.unit_masks", "interpret._unit_pixels"],
+    "01_interpretation.dataset_iou": ["interpret.dissect", "interpret._Concepts", "interpret._score"],
+    "01_interpretation.label_units": ["interpret.Dissection"],
+    "01_interpretation.formula_mask": ["interpret.Formula", "interpret.Leaf"],
+    "01_interpretation.extension_ious": ["interpret.compose", "interpret._search", "interpret._extend",
+                                         "interpret._score"],
+    "01_interpretation.filter_energies": ["interpret.filter_energies", "interpret._energy"],
+    "01_interpretation.l1_regression": ["interpret.l1_regression", "interpret.relevant_units"],
+    "01_interpretation.gradient_ascent": ["interpret.maximize", "interpret._objective"],
+    "02_explanation.occlusion": ["explain.occlusion", "explain._windows"],
+    "02_explanation.rise_masks": ["explain._rise_masks", "explain.rise"],
+    "02_explanation.rise": ["explain.rise", "explain._rise_masks", "explain._scatter_rows"],
+    "02_explanation.lime_perturb": ["explain.lime"],
+    "02_explanation.lime_kernel": ["explain.lime"],
+    "02_explanation.weighted_ridge": ["explain._weighted_ridge", "explain.lime"],
+    "02_explanation.relu_rules": ["explain._ReLUFunction", "explain._RuleReLU", "explain._relu_rule",
+                                  "explain._rule_gradients", "explain.saliency", "explain.deconvnet",
+                                  "explain.guided_backprop"],
+    "02_explanation.cam": ["explain.cam", "explain.grad_cam", "explain.grad_cam_pp", "explain._Tap"],
+    "02_explanation.grad_cam": ["explain.grad_cam", "explain.grad_cam_pp", "explain.cam",
+                                "explain._layer_gradients", "explain._Tap", "explain.contrastive"],
+    "02_explanation.lrp_epsilon": ["explain.lrp", "explain._lrp_epsilon", "explain._LRPFunction",
+                                   "explain._LRPLayer", "explain._stabilize"],
+    "02_explanation.why_not": ["explain.contrastive", "explain.grad_cam", "explain._layer_gradients",
+                               "explain._Contrast", "explain._Tap", "explain.cam"],
 }
 
 
@@ -197,9 +223,11 @@ def _code_objects(obj) -> set:
 
     if inspect.isclass(obj):
         for member in vars(obj).values():
-            member = getattr(member, "__func__", member)
-            if inspect.isfunction(member):
-                add_code(inspect.unwrap(member).__code__)
+            accessors = (member.fget, member.fset, member.fdel) if isinstance(member, property) else \
+                (getattr(member, "__func__", member),)
+            for f in accessors:
+                if inspect.isfunction(f):
+                    add_code(inspect.unwrap(f).__code__)
         return found
     func = inspect.unwrap(getattr(obj, "__func__", obj))
     if not inspect.isfunction(func):
