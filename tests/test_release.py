@@ -1,4 +1,6 @@
 """course/ is generated from solutions/: in sync, and free of solutions, hidden tests and outputs."""
+import ast
+import builtins
 import json
 import re
 from pathlib import Path
@@ -11,6 +13,8 @@ from xai_lab import course, grading
 
 REPO = Path(__file__).resolve().parents[1]
 IDS = course.assignments(REPO)
+# the issues' minimums: (autograded exercises, manually graded questions)
+MINIMUM = {"00_foundations": (5, 1), "01_interpretation": (6, 2), "02_explanation": (8, 2)}
 
 
 def test_every_assignment_is_released():
@@ -77,8 +81,9 @@ def test_assignment_structure(aid):
     metas = [c.metadata.get("nbgrader", {}) for c in nb.cells]
     tests = [(m, c) for m, c in zip(metas, nb.cells) if m.get("grade") and not m.get("solution")]
     tasks = [m for m in metas if m.get("task")]
-    assert len(tests) >= 5, "at least 5 autograded exercises"
-    assert len(tasks) >= 1, "at least 1 manually graded question"
+    auto, manual = MINIMUM.get(aid, (5, 1))
+    assert len(tests) >= auto, f"at least {auto} autograded exercises"
+    assert len(tasks) >= manual, f"at least {manual} manually graded questions"
     for m, c in zip(metas, nb.cells):
         if m.get("task"):
             assert "BEGIN MARK SCHEME" in c.source, f"{m['grade_id']}: a mark scheme"
@@ -94,3 +99,47 @@ def test_assignment_structure(aid):
             assert "grading.forbid(" in hidden, f"{m['grade_id']}: the hidden test guards against the library"
     # hidden reference outputs never sit beside the notebooks
     assert not list((REPO / "solutions" / aid).glob("*.pt"))
+
+
+def _names(source):
+    """(names a cell binds, names it reads)."""
+    tree = ast.parse("\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))))
+    bound, read = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (bound if isinstance(node.ctx, (ast.Store, ast.Del)) else read).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return bound, read
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_a_test_cell_needs_only_locked_cells_and_its_own_answer(aid):
+    """A broken exercise must cost only its own points: no test cell may read a name that only
+    another exercise's answer or test cell defines (a failing cell would leave it undefined)."""
+    nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
+    first = {}  # name -> grade_id of the first cell binding it ("" for a locked cell)
+    problems = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        graded = meta.get("grade") or meta.get("solution")
+        gid = meta.get("grade_id", "") if graded else ""
+        bound, read = _names(cell.source)
+        if meta.get("grade"):
+            own = gid.removeprefix("test_")
+            for name in sorted(read - bound - set(dir(builtins))):
+                owner = first.get(name)
+                assert owner is not None, f"{gid} reads {name!r}, which no earlier cell defines"
+                if owner not in ("", own):
+                    problems.append(f"{gid} reads {name!r} from {owner}")
+        for name in bound:
+            first.setdefault(name, gid)
+    assert not problems, problems
