@@ -50,7 +50,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from tqdm.auto import tqdm
 
-from .hooks import frozen, resolve_layer
+from .hooks import frozen, resolve_layer, resolve_layers
 
 __all__ = ["saliency", "deconvnet", "guided_backprop", "integrated_gradients", "smoothgrad",
            "occlusion", "rise", "lime", "superpixels", "cam", "grad_cam", "grad_cam_pp", "lrp",
@@ -340,15 +340,25 @@ class _Tap:
 
 
 @contextmanager
+def _taps(model, layers, leaf=True):
+    """A :class:`_Tap` on each of ``layers`` while in the block: ``{name: tap}``."""
+    taps, handles = {}, []
+    try:
+        for name, module in resolve_layers(model, layers).items():
+            taps[name] = _Tap(name, leaf)
+            handles.append(module.register_forward_hook(taps[name]))
+        yield taps
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
 def _tapped(model, layer):
     """A :class:`_Tap` on ``layer`` (default: the last module of ``model.features``)."""
-    name, module = resolve_layer(model, _default_layer(model) if layer is None else layer)
-    tap = _Tap(name)
-    handle = module.register_forward_hook(tap)
-    try:
-        yield tap
-    finally:
-        handle.remove()
+    name, _ = resolve_layer(model, _default_layer(model) if layer is None else layer)
+    with _taps(model, name) as taps:
+        yield taps[name]
 
 
 # ================================================================================================
@@ -1252,18 +1262,11 @@ def _unit_scores(relevant, energies, classes):
 
 def _by_interpretation_batch(model, x, classes, relevant, names, k, reduce):
     """``(B, H, W)`` maps of :func:`by_interpretation` for one batch: one forward, <= k backward."""
-    from .hooks import resolve_layers
     from .interpret import _energy
 
-    taps = {name: _Tap(name, leaf=False) for name in names}
-    handles = [m.register_forward_hook(taps[name]) for name, m in resolve_layers(model, names).items()]
-    try:
-        xi = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            model(xi)
-    finally:
-        for h in handles:
-            h.remove()
+    xi = x.detach().requires_grad_(True)
+    with _taps(model, names, leaf=False) as taps, torch.enable_grad():
+        model(xi)
     missing = [name for name in names if taps[name].a is None]
     if missing:
         raise ValueError(f"layers {missing} of relevant did not run in the model's forward")
