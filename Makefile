@@ -2,10 +2,12 @@
 #   make lab    set up the environment (first time only) and open the course in JupyterLab
 #   make test   set up the environment (first time only) and run every test
 # Instructor side: make release | references | autograde | feedback | demo | weights | figures | bench
+#   each runs `xai-lab <target>` (`.venv/bin/xai-lab --help` lists them, with their options)
 
 SHELL   := /bin/bash
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
+XAI     := $(VENV)/bin/xai-lab
 STAMP   := $(VENV)/.installed
 # torch/torchvision: the CPU-capable builds this platform provides; never newer than the cap.
 TORCH   := torch==2.14.1 torchvision==0.29.1
@@ -39,29 +41,28 @@ test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not pipeline" -p no:cacheprovider $(PYTEST_ARGS)
 
 release: $(STAMP)
-	$(PY) -m xai_lab.course release
+	$(XAI) release
 
 references: $(STAMP)
-	$(PY) -m xai_lab.course references
+	$(XAI) references
 
 autograde: $(STAMP)
-	$(PY) -m xai_lab.course autograde
+	$(XAI) autograde
 
 feedback: $(STAMP)
-	$(PY) -m xai_lab.course feedback
+	$(XAI) feedback
 
 demo: $(STAMP)
-	$(PY) -m xai_lab.course demo
+	$(XAI) demo
 
 weights: $(STAMP)
-	$(PY) -m xai_lab.models
+	$(XAI) weights
 
 figures: $(STAMP)
-	$(PY) -m xai_lab.report figures
+	$(XAI) figures
 
 bench: $(STAMP)
-	$(PY) -m xai_lab.report models
-	@for f in benchmarks/bench_*.py; do [ -e "$$f" ] && $(PY) "$$f"; done; true
+	$(XAI) bench
 
 clean:
 	rm -rf submitted autograded feedback gradebook.db .pytest_cache

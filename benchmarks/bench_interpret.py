@@ -15,7 +15,8 @@ import time
 import torch
 
 from xai_lab import data as flowers_data
-from xai_lab import interpret, models, report
+from xai_lab import interpret, models
+from xai_lab.course import report
 
 
 def forward_time(model, images, batch_size):

@@ -76,7 +76,7 @@ def test_boxes_are_tight_around_the_mask(sets):
 
 
 def test_double_needs_both_parts():
-    centre, petal = data._double_classes()
+    centre, petal = data.double_classes()
     assert len(set(zip(centre, petal))) == 12, "12 distinct (centre, petal) pairs"
     for colours in (centre, petal):
         counts = np.bincount(colours, minlength=6)

@@ -123,10 +123,48 @@ def test_forbid_covers_the_properties_of_a_forbidden_class():
             d.detectors  # a property: its getter is forbidden with the class
 
 
-def test_every_registered_exercise_resolves():
+def test_every_registered_exercise_resolves_to_public_names():
     for exercise, targets in grading.REFERENCE_IMPLEMENTATIONS.items():
         for t in targets:
-            assert grading._code_objects(grading._resolve(t)), (exercise, t)
+            assert not any(part.startswith("_") for part in t.split(".")), f"{exercise}: {t} is private"
+            assert grading.implementation(grading.resolve(t)), (exercise, t)
+
+
+def _executed_code(fn, *args, **kwargs) -> set:
+    """Code objects of xai_lab that run during ``fn(*args, **kwargs)``."""
+    seen = set()
+
+    def profile(frame, event, arg):
+        if event == "call" and "xai_lab" in frame.f_code.co_filename:
+            seen.add(frame.f_code)
+
+    sys.setprofile(profile)
+    try:
+        fn(*args, **kwargs)
+    finally:
+        sys.setprofile(None)
+    return seen
+
+
+@pytest.mark.parametrize("name, call", [
+    ("explain.occlusion", lambda m, d: dict(x=d.images[:1], target=d.labels[:1], window=16, stride=16)),
+    ("explain.rise", lambda m, d: dict(x=d.images[:1], target=d.labels[:1], n_masks=8)),
+    ("explain.lime", lambda m, d: dict(x=d.images[:1], target=d.labels[:1], n_samples=16, segments="grid")),
+    ("explain.lrp", lambda m, d: dict(x=d.images[:1], target=d.labels[:1])),
+    ("explain.grad_cam", lambda m, d: dict(x=d.images[:1], target=d.labels[:1])),
+    ("explain.guided_backprop", lambda m, d: dict(x=d.images[:1], target=d.labels[:1])),
+    ("interpret.dissect", lambda m, d: dict(data=d, layer="features.14", progress=False)),
+    ("interpret.maximize", lambda m, d: dict(target=1, steps=2)),
+])
+def test_forbidding_a_method_covers_every_helper_of_its_module_that_runs(single_model, single_test, name, call):
+    """The guard is computed from the code: whatever helper of the method's own module runs when the
+    method runs (renamed or added later), forbidding the method forbids it too."""
+    fn = grading.resolve(name)
+    ran = _executed_code(fn, single_model, **call(single_model, single_test.subset(slice(0, 40))))
+    own_file, api = fn.__code__.co_filename, set(grading.resolve(name.split(".")[0]).__all__)
+    missed = {c.co_name for c in ran if c.co_filename == own_file} - \
+        {c.co_name for c in grading.implementation(fn)} - api
+    assert not missed, f"{name}: helpers of its module that run but are not forbidden: {missed}"
 
 
 def test_warnings_go_to_stdout_not_stderr(capfd):

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from xai_lab import interpret as I  # noqa: E402
 from xai_lab import models  # noqa: E402
 from xai_lab.data import flowers  # noqa: E402
+from xai_lab.viz import interpret as figures  # noqa: E402
 
 LAYER = "features.14"
 
@@ -216,6 +217,23 @@ def test_dissect_bad_inputs(model, probe):
         I.unit_masks(model, probe, LAYER, [128], torch.zeros(128), progress=False)
 
 
+@pytest.mark.parametrize("call, word", [
+    (lambda m, p: I.dissect(m, p, LAYER, quantile="0.1", progress=False), "quantile"),
+    (lambda m, p: I.dissect(m, p, LAYER, batch_size=2.0, progress=False), "batch_size"),
+    (lambda m, p: I.quantile_thresholds(m, p, LAYER, quantile=None, progress=False), "quantile"),
+    (lambda m, p: I.compose_unit(m, p, LAYER, 1.5, progress=False), "unit"),
+    (lambda m, p: I.l1_regression(torch.rand(4, 3), torch.rand(4, 2), "1"), "mu"),
+    (lambda m, p: I.maximize(m, 1, lr="fast", steps=2), "lr"),
+    (lambda m, p: I.maximize(m, 1, steps=2.0), "steps"),
+    (lambda m, p: I.atlas(m, p, LAYER, grid=2.5, progress=False), "grid"),
+    (lambda m, p: I.top_patches(m, p, [(LAYER, 1)], k="3", progress=False), "k"),
+])
+def test_a_wrong_type_raises_type_error(model, probe, call, word):
+    """One kind of exception per mistake, as in xai_lab.checks: a wrong type is a TypeError."""
+    with pytest.raises(TypeError, match=word):
+        call(model, probe)
+
+
 # ------------------------------------------------------------------------------------------------
 # Compositional explanations
 # ------------------------------------------------------------------------------------------------
@@ -396,6 +414,7 @@ def test_relevant_units_on_the_model(model, probe):
     a = activations(model, probe.images, LAYER)
     e = a.pow(2).sum((2, 3))
     assert torch.allclose(x, e / e.sum(1, keepdim=True), atol=1e-6)
+    assert torch.equal(I.filter_energy(a), x)  # the per-batch step, as explain.by_interpretation uses it
     assert res.scores(torch.rand(24, 192), 0).shape == (24, 192)
 
 
@@ -465,8 +484,13 @@ def test_plots_return_figures(model, probe):
         I.compose_unit(model, probe, LAYER, 1.5, thresholds=res.thresholds, progress=False)
     rel = I.relevant_units(model, probe, LAYER, mu=5.0, progress=False)
     c = next(c for c in range(6) if rel.top(c))
-    figs = [I.plot_detectors(res), I.plot_unit(model, probe, res, int(res.top(1)[0]), k=4),
-            I.plot_formulas({"unit": comp}), I.plot_relevant_units(model, probe, rel, c, n_units=2, k=3),
-            I.plot_atlas(I.atlas(model, probe, LAYER, grid=3, n_points=50, progress=False))]
+    figs = [figures.plot_detectors(res), figures.plot_unit(model, probe, res, int(res.top(1)[0]), k=4),
+            figures.plot_formulas({"unit": comp}),
+            figures.plot_relevant_units(model, probe, rel, c, n_units=2, k=3),
+            figures.plot_atlas(I.atlas(model, probe, LAYER, grid=3, n_points=50, progress=False))]
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
     plt.close("all")
+    for name in figures.__all__:  # re-exported lazily by xai_lab.interpret
+        assert getattr(I, name) is getattr(figures, name) and name in I.__all__ and name in dir(I)
+    with pytest.raises(AttributeError, match="plot_nothing"):
+        I.plot_nothing

@@ -53,15 +53,6 @@ _ = torch.tensor(torch.tensor([1.0]))  # PyTorch's own UserWarning (copy constru
 LOOP = "while True:\n    pass"
 
 
-def _solution_body(aid, gid):
-    import nbformat
-    nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
-    m = course.SOLUTION_RE.search(cell.source)
-    indent = m.group(1)
-    return "\n".join(line[len(indent):] for line in m.group(2).splitlines())
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = course.scratch_course(tmp_path_factory.mktemp("course"))
@@ -70,7 +61,7 @@ def graded(tmp_path_factory):
         course.make_submission(root, aid, "blank", "blank")
         gid, bug = case["broken"]
         course.make_submission(root, aid, "broken", "solution", replace={
-            gid: bug, case["warns"]: WARN + _solution_body(aid, case["warns"])})
+            gid: bug, case["warns"]: WARN + course.solution_body(REPO, aid, case["warns"])})
         course.make_submission(root, aid, "loops", "solution", replace={case["loops"]: LOOP})
     tables = course.autograde(root, list(CASES), timeout=TIMEOUT, show=False)
     course.feedback(root, list(CASES))
@@ -78,7 +69,7 @@ def graded(tmp_path_factory):
 
 
 def _auto(root, aid):
-    manual = course._manual(root, aid)
+    manual = course.manual_cells(root, aid)
     return [g for g in course.graded_cells(root, aid) if g not in manual], manual
 
 
@@ -131,5 +122,5 @@ def test_feedback_hides_the_hidden_tests(graded, aid):
 def test_table_prints_every_student(graded):
     root, tables = graded
     for aid, table in tables.items():
-        text = course.format_table(aid, table, course._manual(root, aid))
+        text = course.format_table(aid, table, course.manual_cells(root, aid))
         assert all(s in text for s in ("solution", "blank", "broken", "loops"))

@@ -1,5 +1,9 @@
-"""xai_lab.viz: the plots draw, and bad shapes are refused."""
+"""xai_lab.viz: the plots draw, bad shapes are refused, and importing it does not import matplotlib."""
+import subprocess
+import sys
+
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
@@ -39,3 +43,17 @@ def test_show_flowers_bars_table(single_test):
 def test_bad_shapes_raise(single_test, call, word):
     with pytest.raises((ValueError, TypeError), match=word):
         call(single_test.images[:3])
+
+
+def test_np_image_is_hwc_numpy_in_unit_range():
+    img = torch.linspace(-1, 2, 3 * 4 * 5).view(3, 4, 5)
+    out = viz.np_image(img)
+    assert isinstance(out, np.ndarray) and out.shape == (4, 5, 3) and out.dtype == np.float32
+    assert out.min() == 0 and out.max() == 1
+    assert np.array_equal(out, img.clamp(0, 1).permute(1, 2, 0).numpy())
+
+
+def test_importing_interpret_and_viz_does_not_import_matplotlib():
+    code = ("import sys, xai_lab.interpret, xai_lab.viz, xai_lab.viz.interpret; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,7 +2,7 @@
 
 ``load(name)`` returns a trained model in eval mode; the weights ship inside the package
 (``xai_lab/weights``) and their SHA-256 is checked against ``weights/manifest.json`` at every load.
-``python -m xai_lab.models`` (``make weights``) retrains all of them deterministically.
+``xai-lab weights`` (``make weights``, or ``python -m xai_lab.models``) retrains all of them deterministically.
 
 The flower CNN exposes ``features`` (conv stack), ``pool`` (global average pool) and ``fc`` (linear
 head), so CAM-style methods and dissection find their layers without guessing. It normalises inside
@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 __all__ = ["FlowerCNN", "ColourHistogram", "colour_histogram_baseline", "load", "available", "train",
-           "evaluate", "predict", "SPECS"]
+           "evaluate", "predict", "forward_time", "SPECS"]
 
 WEIGHTS = Path(__file__).parent / "weights"
 MANIFEST = WEIGHTS / "manifest.json"
@@ -160,6 +160,22 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.T
     model.eval()
     try:
         return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def forward_time(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> float:
+    """Seconds of one forward pass over images ``x`` in batches of ``batch_size``, without
+    gradients, in eval mode (mode restored): the floor a method that runs the model is measured
+    against."""
+    was_training = model.training
+    model.eval()
+    try:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for batch in x.split(batch_size):
+                model(batch)
+        return time.perf_counter() - t0
     finally:
         model.train(was_training)
 

@@ -1,19 +1,29 @@
 """Plots: images with heatmap overlays in a grid, flowers with their masks, bars and tables.
 
 Everything takes torch tensors and returns a matplotlib ``Figure`` (numpy only here, at plotting).
+matplotlib is imported when the first figure is drawn (:func:`pyplot`), not with this package.
+The figures of a method family live beside these: :mod:`xai_lab.viz.interpret` (dissection,
+formulas, relevant units, atlas).
 """
 from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["show", "show_flowers", "bars", "table"]
+__all__ = ["show", "show_flowers", "bars", "table", "np_image", "pyplot"]
 
 
-def _np_image(img: torch.Tensor) -> np.ndarray:
+def pyplot():
+    """``matplotlib.pyplot``, imported on first use (so that ``import xai_lab.viz`` does not)."""
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def np_image(img: torch.Tensor) -> np.ndarray:
+    """An image ``(3, H, W)`` as a numpy array ``(H, W, 3)`` clamped to [0, 1], for ``imshow``."""
     return img.detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy()
 
 
@@ -39,6 +49,7 @@ def show(images: torch.Tensor, heatmaps=None, titles=None, ncols: int | None = N
         titles: one title per image (a list), shown on the first column.
         ncols: columns when there is no dict of heatmaps (default: up to 8).
     """
+    plt = pyplot()
     images = _as_batch(images, "images", 4)
     n = len(images)
     if isinstance(heatmaps, dict):
@@ -51,7 +62,7 @@ def show(images: torch.Tensor, heatmaps=None, titles=None, ncols: int | None = N
         for i in range(n):
             for j, col in enumerate(cols):
                 ax = axes[i, j]
-                ax.imshow(_np_image(images[i]))
+                ax.imshow(np_image(images[i]))
                 if col != "image":
                     _overlay(ax, maps[col][i], cmap, alpha, diverging)
                 if i == 0:
@@ -72,7 +83,7 @@ def show(images: torch.Tensor, heatmaps=None, titles=None, ncols: int | None = N
         ax.axis("off")
         if k >= n:
             continue
-        ax.imshow(_np_image(images[k]))
+        ax.imshow(np_image(images[k]))
         if heatmaps is not None:
             _overlay(ax, heatmaps[k], cmap, alpha, diverging)
         if titles is not None:
@@ -96,15 +107,16 @@ def show_flowers(data, n: int = 8, size: float = 1.6):
     """A sample of flowers with their ground truth: image, part map, colour concepts, GT mask + box."""
     from matplotlib.patches import Rectangle
 
-    from .data import COLOURS, PARTS, _PALETTE
+    from ..data import COLOURS, PARTS, PALETTE
 
+    plt = pyplot()
     n = min(n, len(data))
     rows = ["image", "parts", "colours", "discriminative part"]
     fig, axes = plt.subplots(len(rows), n, figsize=(size * n, size * len(rows)), squeeze=False)
-    palette = np.array([_PALETTE[c] for c in COLOURS])
+    palette = np.array([PALETTE[c] for c in COLOURS])
     part_cmap = plt.get_cmap("tab10", len(PARTS))
     for i in range(n):
-        img = _np_image(data.images[i])
+        img = np_image(data.images[i])
         panels = [img, data.parts[i].numpy(), palette[data.colour_map[i].numpy()], img]
         for r, panel in enumerate(panels):
             ax = axes[r, i]
@@ -126,6 +138,7 @@ def show_flowers(data, n: int = 8, size: float = 1.6):
 
 def bars(values: dict, labels, ylabel: str = "accuracy", title: str | None = None):
     """Grouped bars: ``{series name: (K,) values}`` over ``labels`` (e.g. per-class accuracy of models)."""
+    plt = pyplot()
     names = list(values)
     k = len(labels)
     width = 0.8 / len(names)
@@ -146,6 +159,7 @@ def bars(values: dict, labels, ylabel: str = "accuracy", title: str | None = Non
 
 def table(values: torch.Tensor, row_labels, col_labels, title: str | None = None, fmt: str = "{:.0%}"):
     """A 2-D table of numbers as a coloured grid with the values written in (e.g. group x class accuracy)."""
+    plt = pyplot()
     v = torch.as_tensor(values).float().numpy()
     if v.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"values has shape {v.shape}, labels give {(len(row_labels), len(col_labels))}")

@@ -1,16 +1,16 @@
 """Measured figures for the README: data generation time, model accuracies, the watermark and bias
-effects (``python -m xai_lab.report models``), and the sample figures (``... report figures``)."""
+effects (``print_models``, part of ``xai-lab bench``), and the sample figures (``figures``,
+``xai-lab figures``)."""
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-from . import analysis, data, models
+from .. import analysis, data, models
+from .layout import REPO
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = REPO / "docs"
 
 
 def model_figures(n_test: int = 3000, seed: int = 101) -> dict:
@@ -61,7 +61,7 @@ def print_models() -> None:
 def figures() -> None:
     import matplotlib
     matplotlib.use("Agg")
-    from . import viz
+    from .. import viz
 
     DOCS.mkdir(exist_ok=True)
     fig = viz.show_flowers(data.flowers(10, "single", seed=2), n=10, size=1.4)
@@ -74,6 +74,3 @@ def figures() -> None:
     viz.show(images, titles=titles, ncols=6, size=2.2).savefig(DOCS / "variants.png", dpi=80)
     print(f"wrote {DOCS / 'flowers.png'} and {DOCS / 'variants.png'}")
 
-
-if __name__ == "__main__":
-    {"models": print_models, "figures": figures}[sys.argv[1] if len(sys.argv) > 1 else "models"]()
