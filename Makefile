@@ -14,7 +14,7 @@ TORCH   := torch==2.14.1 torchvision==0.29.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: help env lab test test-fast release references autograde feedback demo weights figures bench clean
+.PHONY: help env sandbox-tools lab test test-fast release references autograde feedback demo weights figures bench clean
 
 help:
 	@grep -E '^#' Makefile | sed 's/^# \{0,1\}//'
@@ -28,13 +28,20 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
+# From Debian's packages: the grading sandbox (bubblewrap, prlimit) for autograding, and PostgreSQL for
+# the test of a PostgreSQL gradebook.
+sandbox-tools:
+	@command -v bwrap >/dev/null && command -v prlimit >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap util-linux postgresql >/dev/null; \
+	  else echo "needs Debian packages: sudo apt-get install bubblewrap util-linux postgresql" >&2; exit 1; fi; }
+
 # JupyterLab refuses to run as root unless told; containers often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab: $(STAMP)
 	MPLBACKEND=module://matplotlib_inline.backend_inline $(VENV)/bin/jupyter lab --notebook-dir=course $(ROOT_FLAG) $(LAB_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) sandbox-tools
 	$(PY) -m pytest tests solutions --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -46,13 +53,13 @@ release: $(STAMP)
 references: $(STAMP)
 	$(XAI) references
 
-autograde: $(STAMP)
+autograde: $(STAMP) sandbox-tools
 	$(XAI) autograde
 
 feedback: $(STAMP)
 	$(XAI) feedback
 
-demo: $(STAMP)
+demo: $(STAMP) sandbox-tools
 	$(XAI) demo
 
 weights: $(STAMP)

@@ -16,13 +16,16 @@ c.CourseDirectory.release_directory = "course"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-# Embedded SQLite gradebook next to this file (override with --db or NBGRADER_DB_URL-style config).
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
+# The gradebook: $XAI_LAB_DB_URL (e.g. postgresql://grader@dbhost/xai) or the embedded SQLite
+# gradebook.db next to this file (xai_lab.course.gradebook_url says the same).
+c.CourseDirectory.db_url = os.environ.get("XAI_LAB_DB_URL") or \
+    "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
 # Only notebooks are part of an assignment; nothing else in solutions/<id>/ is released.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.pt", "*.npz"]
 
-# Every cell gets at most this long when autograding; a cell that runs longer (an endless loop)
-# is interrupted, scores 0 and the rest of the notebook is still graded.
+# `xai-lab autograde` runs the notebooks itself, in its sandbox (60 s per cell by default: see
+# `xai-lab autograde --help`), and calls nbgrader only to store the grades. These apply when
+# nbgrader executes a notebook on its own (e.g. the Validate button).
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 

@@ -1,21 +1,28 @@
-"""The grading pipeline end to end, in a scratch course directory, one autograde run per assignment.
+"""The grading pipeline end to end, in a scratch course directory: one autograde run per assignment
+grading every submission below in parallel (2 jobs), through the sandbox, the judge and nbgrader.
 
-Submissions: the solution (full marks), the untouched student version (0 on autograded cells), one
-with a realistic bug in one exercise and a warning-emitting (but correct) answer in another (loses
-only the broken exercise), and one whose answer loops forever (stopped by the per-cell timeout,
-the rest still graded). Feedback is generated without hidden tests.
+Honest submissions per assignment: the solution (full marks), the untouched student version (0),
+one with a realistic bug in one exercise and a warning-emitting correct answer in another (loses
+only the broken exercise), one whose answer loops forever (stopped at the cell timeout; the rest is
+graded). For 00_foundations also the attack suite of ``tests/attacks.py`` (expected score of each),
+a renamed and an unreadable notebook, and the solution three times over (the same grade each time).
+Feedback is generated without hidden tests.
 """
+import hashlib
 import os
 from pathlib import Path
 
+import nbformat
 import pytest
 
+import attacks
 from xai_lab import course
+from xai_lab.course.sandbox import Sandbox
 
 pytestmark = pytest.mark.pipeline
 
 REPO = Path(__file__).resolve().parents[1]
-TIMEOUT = 30  # per cell, seconds; the repository's config says 60
+LIMITS = Sandbox(cell_timeout=30)  # per cell, seconds; the command's default is 60
 
 # per assignment: (broken exercise, its bug), (exercise answered correctly but with warnings), (exercise that loops)
 CASES = {
@@ -40,6 +47,8 @@ CASES = {
 _ONLY = [a for a in os.environ.get("XAI_LAB_ASSIGNMENTS", "").split(",") if a]
 if _ONLY:
     CASES = {a: c for a, c in CASES.items() if a in _ONLY}
+ATTACKED = "00_foundations"
+COPIES = ("solution", "solution-again", "solution-third")
 
 
 def test_every_assignment_has_pipeline_cases():
@@ -53,6 +62,29 @@ _ = torch.tensor(torch.tensor([1.0]))  # PyTorch's own UserWarning (copy constru
 LOOP = "while True:\n    pass"
 
 
+def _submit_attack(root, aid, name, base, how, edit):
+    """Write the attack's notebook: ``edit`` changes cells of the notebook (``how="nb"``) or also
+    names answer bodies to put in place (``"replace"``, ``"body"``: then the cells it added are
+    carried over into the rebuilt notebook)."""
+    path = course.make_submission(root, aid, name, base)
+    nb = nbformat.read(path, as_version=4)
+    if how == "nb":
+        edit(nb)
+        nbformat.write(nb, path)
+        return
+    replace = {}
+    edit(nb, replace) if how == "replace" else edit(nb, replace, lambda gid: course.solution_body(REPO, aid, gid))
+    fresh = nbformat.read(course.make_submission(root, aid, name, base, replace=replace), as_version=4)
+    added = [c for c in nb.cells if c.id not in {f.id for f in fresh.cells}]
+    i = next(i for i, c in enumerate(fresh.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "setup")
+    fresh.cells[i + 1:i + 1] = added
+    nbformat.write(fresh, path)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = course.scratch_course(tmp_path_factory.mktemp("course"))
@@ -63,9 +95,19 @@ def graded(tmp_path_factory):
         course.make_submission(root, aid, "broken", "solution", replace={
             gid: bug, case["warns"]: WARN + course.solution_body(REPO, aid, case["warns"])})
         course.make_submission(root, aid, "loops", "solution", replace={case["loops"]: LOOP})
-    tables = course.autograde(root, list(CASES), timeout=TIMEOUT, show=False)
+    if ATTACKED in CASES:
+        for name, (base, how, edit, _) in attacks.ATTACKS_00.items():
+            _submit_attack(root, ATTACKED, name, base, how, edit)
+        for copy in COPIES[1:]:
+            course.make_submission(root, ATTACKED, copy, "solution")
+        renamed = course.make_submission(root, ATTACKED, "renamed", "solution")
+        renamed.rename(renamed.with_name("my work (final).ipynb"))
+        garbage = course.make_submission(root, ATTACKED, "unreadable", "solution")
+        garbage.write_text("{ this is not a notebook")
+    references = {p.name: _digest(p) for p in (REPO / "references").glob("*.pt")}
+    tables = course.autograde(root, list(CASES), jobs=2, limits=LIMITS, show=False)
     course.feedback(root, list(CASES))
-    return root, tables
+    return root, tables, references
 
 
 def _auto(root, aid):
@@ -75,7 +117,7 @@ def _auto(root, aid):
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_solution_scores_full_marks(graded, aid):
-    root, tables = graded
+    root, tables, _ = graded
     auto, manual = _auto(root, aid)
     row = tables[aid]["solution"]
     assert all(row[g][0] == row[g][1] > 0 for g in auto), row
@@ -84,14 +126,14 @@ def test_solution_scores_full_marks(graded, aid):
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_blank_scores_zero(graded, aid):
-    root, tables = graded
+    root, tables, _ = graded
     auto, _ = _auto(root, aid)
     assert all(tables[aid]["blank"][g][0] == 0 for g in auto), tables[aid]["blank"]
 
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_broken_exercise_loses_only_its_points_and_warnings_cost_nothing(graded, aid):
-    root, tables = graded
+    root, tables, _ = graded
     auto, _ = _auto(root, aid)
     broken = "test_" + CASES[aid]["broken"][0]
     row = tables[aid]["broken"]
@@ -101,26 +143,63 @@ def test_broken_exercise_loses_only_its_points_and_warnings_cost_nothing(graded,
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_endless_loop_is_stopped_and_the_rest_graded(graded, aid):
-    root, tables = graded
+    root, tables, _ = graded
     auto, _ = _auto(root, aid)
     looping = "test_" + CASES[aid]["loops"]
     row = tables[aid]["loops"]
     assert row[looping][0] == 0
     assert all(row[g][0] == row[g][1] for g in auto if g != looping), row
     text = (root / "autograded" / "loops" / aid / f"{aid}.ipynb").read_text()
-    assert "KeyboardInterrupt" in text or "CellTimeoutError" in text
+    assert "CellTimeout" in text
+
+
+@pytest.mark.parametrize("name", list(attacks.ATTACKS_00))
+def test_attack_scores_what_it_earned(graded, name):
+    if ATTACKED not in CASES:
+        pytest.skip("attacks run on 00_foundations")
+    root, tables, _ = graded
+    auto, _ = _auto(root, ATTACKED)
+    lost = attacks.ATTACKS_00[name][3]
+    lost = set(auto) if lost == "all" else {"test_" + g for g in lost}
+    row = tables[ATTACKED][name]
+    got = {g: row[g][0] for g in auto}
+    expected = {g: 0 if g in lost else row[g][1] for g in auto}
+    assert got == expected, f"{name}: scored {got}, expected {expected}"
+
+
+def test_references_and_gradebook_survive_the_attacks(graded):
+    root, tables, references = graded
+    assert references == {p.name: _digest(p) for p in (REPO / "references").glob("*.pt")}
+    assert (root / "gradebook.db").exists()
+    assert set(tables[ATTACKED]) >= {"solution", *attacks.ATTACKS_00}, "every student is in the gradebook"
+
+
+def test_the_same_submission_gets_the_same_grade(graded):
+    _, tables, _ = graded
+    rows = [tables[ATTACKED][s] for s in COPIES]
+    assert rows[0] == rows[1] == rows[2]
+
+
+def test_renamed_and_unreadable_notebooks_are_graded_and_reported(graded):
+    root, tables, _ = graded
+    auto, _ = _auto(root, ATTACKED)
+    assert all(tables[ATTACKED]["renamed"][g][0] == tables[ATTACKED]["renamed"][g][1] for g in auto)
+    assert all(tables[ATTACKED]["unreadable"][g][0] == 0 for g in auto)
+    report = (root / "autograded" / f"{ATTACKED}-report.json").read_text()
+    assert "renamed" in report and "not a readable notebook" in report
+    assert "was deleted: it was put back" in report and "was changed: the original was graded" in report
 
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_feedback_hides_the_hidden_tests(graded, aid):
-    root, _ = graded
+    root, _, _ = graded
     html = (root / "feedback" / "broken" / aid / f"{aid}.html").read_text()
-    assert "BEGIN HIDDEN TESTS" not in html and "grading.forbid" not in html
+    assert "BEGIN HIDDEN TESTS" not in html and "grading.check(" not in html
     assert "Score" in html or "score" in html
 
 
 def test_table_prints_every_student(graded):
-    root, tables = graded
+    root, tables, _ = graded
     for aid, table in tables.items():
         text = course.format_table(aid, table, course.manual_cells(root, aid))
         assert all(s in text for s in ("solution", "blank", "broken", "loops"))

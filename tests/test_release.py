@@ -143,3 +143,34 @@ def test_a_test_cell_needs_only_locked_cells_and_its_own_answer(aid):
         for name in bound:
             first.setdefault(name, gid)
     assert not problems, problems
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_every_hidden_test_records_its_results_for_the_grader(aid):
+    """The grader judges records, not the kernel: each autograded test cell's hidden part records
+    every result with literal names (so the judge can read what to expect from the source), runs
+    on its own (the visible part may fail, or call a library function that is a stub while
+    grading), has no bare assert (a kernel-side verdict), and has a reference for each record."""
+    from xai_lab.course import judge
+
+    refs = torch.load(REPO / "references" / f"{aid}.pt", weights_only=True)
+    nb = nbformat.read(course.notebook_path(REPO, "solutions", aid), as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if not (cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")):
+            continue
+        gid = meta["grade_id"]
+        expected = judge.expected_checks(cell.source)
+        assert expected, f"{gid}: no grading.check(...) in its hidden part: nothing to judge it by"
+        assert set(expected) <= set(refs), f"{gid}: no reference for {set(expected) - set(refs)}: make references"
+        hidden = "".join(judge.HIDDEN_RE.findall(cell.source))
+        visible = judge.HIDDEN_RE.sub("", cell.source)
+        assert not any(isinstance(n, ast.Assert) for n in ast.walk(ast.parse(hidden))), \
+            f"{gid}: a bare assert in a hidden test is decided in the kernel: record the value with grading.check"
+        defined = {n.id for n in ast.walk(ast.parse(visible)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        defined |= {n.name for n in ast.walk(ast.parse(visible)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        tree = ast.parse(hidden)
+        own = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        own |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        assert not (used & defined) - own, f"{gid}: the hidden part uses {(used & defined) - own} from the visible part"

@@ -8,6 +8,7 @@ modules (torch, nbgrader) are imported only when a subcommand runs, so ``--help`
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,9 +52,19 @@ def run_references(args, parser):
     references(args.root, _course_ids(args, parser), timeout=args.timeout)
 
 
+def _limits(args, parser):
+    from .course.sandbox import Sandbox
+
+    for name in ("jobs", "timeout", "memory"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    return Sandbox(memory=args.memory * 2**30, cell_timeout=args.timeout)
+
+
 def run_autograde(args, parser):
     from .course import autograde
-    autograde(args.root, _course_ids(args, parser), timeout=args.timeout)
+    autograde(args.root, _course_ids(args, parser), jobs=args.jobs, scheduler=args.scheduler,
+              limits=_limits(args, parser))
 
 
 def run_feedback(args, parser):
@@ -63,7 +74,7 @@ def run_feedback(args, parser):
 
 def run_demo(args, parser):
     from .course import demo
-    demo(args.root, _course_ids(args, parser))
+    demo(args.root, _course_ids(args, parser), jobs=args.jobs)
 
 
 def run_table(args, parser):
@@ -150,19 +161,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=600, help="seconds a cell may run (default: 600)")
     p = _add(sub, "autograde", run_autograde,
              "Grade everything in submitted/ and print the scores",
-             "Autogrades submitted/<student>/<id>/<id>.ipynb of all students in one nbgrader run per assignment\n"
-             "(serially, one notebook after the other) and prints points per exercise; '·' marks a manually\n"
-             "graded question nobody has graded yet (grade those in formgrader).\n" + COURSE_LAYOUT, ids=True)
-    p.add_argument("--timeout", type=int, default=None,
-                   help="seconds a cell may run before it is interrupted and scores 0 "
-                        "(default: nbgrader_config.py's Execute.timeout, 60)")
+             "Runs each submitted/<student>/<id>/ notebook in a sandbox (bubblewrap: no network, no references,\n"
+             "solutions, gradebook or other students' files, the library's own implementation of the exercises\n"
+             "replaced by stubs, memory and time limits), judges the recorded results against the references\n"
+             "outside it, stores the grades with one nbgrader run, and prints points per exercise; '·' marks a\n"
+             "manually graded question nobody has graded yet (grade those in formgrader). Notes on repaired or\n"
+             "tampered notebooks and crashed kernels are printed and kept in autograded/<id>-report.json.\n"
+             + COURSE_LAYOUT, ids=True)
+    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                   help="notebooks graded at once on this machine, one thread each (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="grade on the workers of a Dask distributed cluster instead, e.g. tcp://10.0.0.5:8786 "
+                        "(workers need xai-lab installed and the course folder at the same path)")
+    p.add_argument("--timeout", type=int, default=60,
+                   help="seconds a cell may run; a cell over it (or one that kills its kernel) scores 0 and "
+                        "the kernel restarts for the rest (default: 60)")
+    p.add_argument("--memory", type=int, default=8, help="GiB of address space per kernel (default: 8)")
     _add(sub, "feedback", run_feedback, "Write feedback/ HTML for every graded submission",
          "Writes feedback/<student>/<id>/<id>.html: the graded notebook without the hidden tests, and errors as\n"
          "'Name: message' only. Run autograde first.", ids=True)
-    _add(sub, "demo", run_demo, "Grade three demo submissions per assignment",
+    p = _add(sub, "demo", run_demo, "Grade three demo submissions per assignment",
          "Writes submitted/demo-solution (the solution), demo-blank (the release untouched) and demo-broken\n"
          "(one realistic bug, from xai_lab.course.DEMO_BUGS) for each assignment, autogrades them and prints\n"
          "the score tables.", ids=True)
+    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                   help="notebooks graded at once (default: all cores)")
     _add(sub, "table", run_table, "Print the score table from the gradebook, grading nothing", ids=True)
     p = _add(sub, "weights", run_weights, "Retrain the shipped models deterministically",
              "Trains each model on one thread with fixed seeds, with progress bars, and writes its weights and\n"

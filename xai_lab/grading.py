@@ -29,9 +29,10 @@ import torch
 
 __all__ = ["check", "compare", "forbid", "ForbiddenCall", "implementation", "resolve", "setup_notebook",
            "default_threads", "references_dir", "load_references", "REFERENCE_IMPLEMENTATIONS", "RECORD_ENV",
-           "THREADS_ENV"]
+           "GRADING_ENV", "THREADS_ENV"]
 
 RECORD_ENV = "XAI_LAB_RECORD_REFERENCES"
+GRADING_ENV = "XAI_LAB_GRADING"  # set in the grading sandbox: hidden tests record, the grader judges
 THREADS_ENV = "XAI_LAB_THREADS"
 
 # exercise -> the library's public functions and classes that solve it (dotted paths inside
@@ -64,7 +65,7 @@ REFERENCE_IMPLEMENTATIONS = {
     "02_explanation.lime_kernel": ["explain.lime"],
     "02_explanation.weighted_ridge": ["explain.lime", "explain.lime.weighted_ridge"],
     "02_explanation.relu_rules": ["explain.saliency", "explain.deconvnet", "explain.guided_backprop",
-                                  "explain.gradient.relu_rule"],
+                                  "explain.gradient.relu_rule", "explain.by_interpretation"],
     "02_explanation.cam": ["explain.cam", "explain.grad_cam", "explain.grad_cam_pp", "explain.base.layer_gradients"],
     "02_explanation.grad_cam": ["explain.grad_cam", "explain.grad_cam_pp", "explain.cam",
                                 "explain.base.layer_gradients", "explain.contrastive"],
@@ -87,8 +88,9 @@ def _ref_path(assignment: str) -> Path:
     return references_dir() / f"{assignment}.pt"
 
 
-def load_references(assignment: str) -> dict:
-    path = _ref_path(assignment)
+def load_references(assignment: str, folder: Path | None = None) -> dict:
+    """The reference outputs of ``assignment`` (from ``folder``, default :func:`references_dir`)."""
+    path = Path(folder) / f"{assignment}.pt" if folder is not None else _ref_path(assignment)
     if not path.exists():
         raise FileNotFoundError(
             f"no reference outputs for {assignment!r} at {path}: run `make references`, or set "
@@ -123,9 +125,26 @@ def _record(assignment: str, exercise: str, value) -> None:
 
 
 def check(assignment: str, exercise: str, value, rtol: float = 1e-4, atol: float = 1e-5) -> None:
-    """Assert that ``value`` matches the reference output of ``exercise`` (in record mode: store it)."""
+    """The hidden test's verdict on ``value``, the student's result on the hidden inputs.
+
+    - When grading (``$XAI_LAB_GRADING=1``, set in the sandbox): *record* ``value`` as plain data
+      (:mod:`xai_lab.records`) in the cell's output; the grader compares it with the reference,
+      outside the student's kernel, with the tolerance written in the instructor's source.
+    - With ``$XAI_LAB_RECORD_REFERENCES=1`` (``make references``): store ``value`` as the reference.
+    - Otherwise (an instructor or self-learner running the solutions): compare here and raise an
+      AssertionError that says how the value is off, without printing the reference.
+    """
     if os.environ.get(RECORD_ENV) == "1":
         _record(assignment, exercise, value)
+        return
+    if os.environ.get(GRADING_ENV) == "1":
+        from IPython.display import display
+
+        from . import records
+
+        display({records.MIME: {"assignment": assignment, "exercise": exercise,
+                                "value": records.encode(value)}}, raw=True)
+        print(f"{exercise}: result recorded for the grader")
         return
     refs = load_references(assignment)
     if exercise not in refs:

@@ -13,12 +13,15 @@ Modules, in the order of the pipeline:
   ``ensure_in_gradebook``) and recording the hidden reference outputs (``references``)
 - ``submissions``: submissions built from the release (``make_submission``, ``solution_body``,
   ``SOLUTION_RE``) and the demo (``demo``, ``DEMO_BUGS``)
-- ``grades``: ``autograde``, ``scores``, ``format_table``, ``show_scores``, ``feedback`` and the
+- ``prepare``, ``sandbox`` (with ``runner``), ``judge``, ``autograde``: grading a class, see
+  ``autograde``'s docstring (the kernel computes in a sandbox, the grader judges)
+- ``grades``: ``scores``, ``format_table``, ``show_scores``, ``feedback`` and the
   feedback preprocessor ``ShortTracebacks`` (named in ``nbgrader_config.py``)
 - ``report``: measured figures of the shipped models and the README's sample figures (imports
   torch, so it is not imported here: ``from xai_lab.course import report``)
 """
-from .grades import ShortTracebacks, autograde, feedback, format_table, scores, show_scores
+from .autograde import autograde, autograde_assignment, grade_submission, submissions
+from .grades import ShortTracebacks, feedback, format_table, scores, show_scores
 from .layout import REPO, assignments, graded_cells, manual_cells, notebook_path
 from .nbgrader_tools import ensure_in_gradebook, nbgrader, references, release, scratch_course
 from .submissions import DEMO_BUGS, SOLUTION_RE, demo, make_submission, solution_body
@@ -26,5 +29,5 @@ from .submissions import DEMO_BUGS, SOLUTION_RE, demo, make_submission, solution
 __all__ = ["REPO", "assignments", "notebook_path", "graded_cells", "manual_cells",
            "nbgrader", "release", "scratch_course", "ensure_in_gradebook", "references",
            "SOLUTION_RE", "DEMO_BUGS", "make_submission", "solution_body", "demo",
-           "ShortTracebacks", "autograde", "scores", "format_table", "show_scores", "feedback"]
+           "ShortTracebacks", "autograde", "autograde_assignment", "grade_submission", "submissions", "scores", "format_table", "show_scores", "feedback"]
 

@@ -1,4 +1,4 @@
-"""Autograding, the score table, and feedback (with hidden tests and tracebacks removed)."""
+"""The score table, and feedback (with hidden tests and tracebacks removed)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
 from .layout import REPO, assignments, graded_cells, manual_cells
-from .nbgrader_tools import ensure_in_gradebook, nbgrader
+from .nbgrader_tools import gradebook_url, nbgrader
 
 
 class ShortTracebacks(Preprocessor):
@@ -23,26 +23,6 @@ class ShortTracebacks(Preprocessor):
         return cell, resources
 
 
-def autograde(root: Path = REPO, ids: list[str] | None = None, timeout: int | None = None,
-              show: bool = True) -> dict:
-    """Autograde all submissions of each assignment in one nbgrader run; return (and print) the scores."""
-    root = Path(root)
-    submitted = root / "submitted"
-    tables = {}
-    for aid in ids or assignments(root):
-        if not any(submitted.glob(f"*/{aid}/*.ipynb")):
-            continue
-        ensure_in_gradebook(root, aid)
-        extra = [f"--Execute.timeout={timeout}"] if timeout else []
-        nbgrader(root, "autograde", aid, "--force", *extra)
-        tables[aid] = scores(root, aid)
-        if show:
-            print(format_table(aid, tables[aid], manual_cells(root, aid)))
-    if not tables and show:
-        print(f"no submissions found in {submitted}")
-    return tables
-
-
 def scores(root: Path, assignment: str) -> dict:
     """``{student: {grade_id: (score, max)}}`` from the gradebook; score is None for a manually
     graded cell nobody has graded yet."""
@@ -50,7 +30,7 @@ def scores(root: Path, assignment: str) -> dict:
 
     order = graded_cells(root, assignment)
     out = {}
-    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gb:
+    with Gradebook(gradebook_url(root)) as gb:
         for sub in gb.assignment_submissions(assignment):
             cells = {}
             for nb in sub.notebooks:

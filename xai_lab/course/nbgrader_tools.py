@@ -13,6 +13,12 @@ import nbformat
 from .layout import REPO, assignments, notebook_path
 
 
+def gradebook_url(root: Path = REPO) -> str:
+    """The gradebook's database URL: ``$XAI_LAB_DB_URL`` (e.g. ``postgresql://user@host/xai``), else
+    the embedded SQLite ``gradebook.db`` of the course directory (nbgrader_config.py says the same)."""
+    return os.environ.get("XAI_LAB_DB_URL") or f"sqlite:///{Path(root).resolve() / 'gradebook.db'}"
+
+
 def nbgrader(root: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``nbgrader ARGS`` in the course directory ``root`` (its nbgrader_config.py applies)."""
     cmd = [sys.executable, "-m", "nbgrader", *args]
@@ -48,7 +54,7 @@ def ensure_in_gradebook(root: Path, assignment: str) -> None:
     """Autograde needs the assignment's cells in the gradebook: register it if this gradebook lacks it."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gb:
+    with Gradebook(gradebook_url(root)) as gb:
         try:
             gb.find_assignment(assignment)
             return

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from .grades import autograde
+from .autograde import autograde
 from .layout import REPO, assignments, notebook_path
 
 SOLUTION_RE = re.compile(r"^(\s*)### BEGIN SOLUTION\s*\n(.*?)^\s*### END SOLUTION\s*\n?", re.S | re.M)
@@ -100,7 +100,7 @@ def make_submission(root: Path, assignment: str, student: str, kind: str = "solu
     return dest
 
 
-def demo(root: Path = REPO, ids: list[str] | None = None) -> dict:
+def demo(root: Path = REPO, ids: list[str] | None = None, jobs: int = 1) -> dict:
     """Three demo submissions per assignment (solution, untouched, one bug), autograded in one run."""
     ids = ids or assignments(root)
     for aid in ids:
@@ -108,4 +108,4 @@ def demo(root: Path = REPO, ids: list[str] | None = None) -> dict:
         make_submission(root, aid, "demo-blank", "blank")
         bug = DEMO_BUGS.get(aid)
         make_submission(root, aid, "demo-broken", "solution", replace=dict([bug]) if bug else None)
-    return autograde(root, ids)
+    return autograde(root, ids, jobs=jobs)
