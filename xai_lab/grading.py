@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["check", "compare", "forbid", "ForbiddenCall", "implementation", "resolve", "setup_notebook",
-           "default_threads", "references_dir", "load_references", "REFERENCE_IMPLEMENTATIONS", "RECORD_ENV",
-           "GRADING_ENV", "THREADS_ENV"]
+__all__ = ["check", "compare", "forbid", "ForbiddenCall", "implementation", "code_objects", "in_api", "resolve",
+           "setup_notebook", "default_threads", "references_dir", "load_references", "REFERENCE_IMPLEMENTATIONS",
+           "RECORD_ENV", "GRADING_ENV", "THREADS_ENV"]
 
 RECORD_ENV = "XAI_LAB_RECORD_REFERENCES"
 GRADING_ENV = "XAI_LAB_GRADING"  # set in the grading sandbox: hidden tests record, the grader judges
@@ -242,7 +242,7 @@ def resolve(target):
     raise ImportError(f"cannot resolve xai_lab.{target}")
 
 
-def _own_code(obj) -> list:
+def code_objects(obj) -> list:
     """The code objects written in a function (with the functions it nests) or in a class's methods
     and property accessors."""
     if inspect.isclass(obj):
@@ -262,6 +262,12 @@ def _own_code(obj) -> list:
         found.append(code)
         todo += [c for c in code.co_consts if isinstance(c, types.CodeType)]
     return found
+
+
+def in_api(obj) -> bool:
+    """Whether ``obj`` is in the public API of its package (``xai_lab.explain.__all__`` for
+    ``xai_lab.explain.cam.grad_cam``; a top-level module's own ``__all__``)."""
+    return obj.__name__ in _api(obj.__module__)
 
 
 def _api(module: str) -> set:
@@ -291,7 +297,7 @@ def implementation(obj) -> set:
         if id(o) in seen:
             continue
         seen.add(id(o))
-        for code in _own_code(o):
+        for code in code_objects(o):
             codes.add(code)
             for name in code.co_names:
                 v = namespace.get(name)

@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..grading import code_objects, in_api
+
 __all__ = ["NotAvailable", "unavailable", "package_dir", "stripped_package"]
 
 _STUB_MODULE = "_not_available"  # NotAvailable, in the stripped copy
@@ -43,18 +45,6 @@ def package_dir() -> Path:
 # ------------------------------------------------------------------------------------------------
 # the package without the solutions
 # ------------------------------------------------------------------------------------------------
-def _codes(obj) -> list:
-    """The code objects written in a function or in a class's methods and properties (nested ones too)."""
-    obj = inspect.unwrap(obj)
-    members = [getattr(m, "__func__", m) for m in vars(obj).values()] if inspect.isclass(obj) else [obj]
-    members += [a for m in members if isinstance(m, property) for a in (m.fget, m.fset, m.fdel)]
-    found, todo = [], [inspect.unwrap(f).__code__ for f in members if f and inspect.isfunction(inspect.unwrap(f))]
-    while todo:
-        found.append(todo.pop())
-        todo += [c for c in found[-1].co_consts if inspect.iscode(c)]
-    return found
-
-
 def _ours(value) -> list:
     """The package's functions and classes in ``value`` (itself, or in a dict, tuple or list)."""
     values = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else [value]
@@ -72,20 +62,13 @@ def _closure(obj) -> tuple[set, set]:
             seen.add(id(o))
             namespace = vars(sys.modules[o.__module__])
             todo += [b for b in getattr(o, "__mro__", ())[1:] if _ours(b)]
-            for code in _codes(o):
+            for code in code_objects(o):
                 codes.add(code)
                 for value in map(namespace.get, code.co_names):
                     if inspect.ismodule(value) and value.__name__.split(".")[0] == "xai_lab":
                         todo += [u for n in code.co_names for u in _ours(getattr(value, n, None))]
                     todo += _ours(value)
     return seen, codes
-
-
-def _public(obj) -> bool:
-    """In the public API of its package (``xai_lab.explain.__all__`` for ``xai_lab.explain.cam``)."""
-    module = obj.__module__
-    package = module.rpartition(".")[0] if module.count(".") >= 2 else module
-    return obj.__name__ in getattr(sys.modules.get(package), "__all__", ())
 
 
 def _needed(stubbed: set) -> set:
@@ -137,7 +120,7 @@ def _plan(assignment: str, package: Path) -> tuple[dict, list[str]]:
     if not keys:
         raise ValueError(f"no exercise of {assignment!r} in grading.REFERENCE_IMPLEMENTATIONS")
     objects = {t: grading.resolve(t) for k in keys for t in grading.REFERENCE_IMPLEMENTATIONS[k]}
-    public = [o for o in objects.values() if _public(inspect.unwrap(o))]
+    public = [o for o in objects.values() if in_api(inspect.unwrap(o))]
     locate, stubs, kept, needed = _locator(package), {}, [], set()
     for code in _needed({id(o) for o in public} | {id(inspect.unwrap(o)) for o in public}):
         try:
