@@ -41,6 +41,11 @@ CASES = {
         warns="cam",
         loops="why_not",
     ),
+    "03_evaluation": dict(
+        broken=("spearman", course.DEMO_BUGS["03_evaluation"][1]),
+        warns="pointing_game",
+        loops="agreement",
+    ),
 }
 
 # while working on one assignment: XAI_LAB_ASSIGNMENTS=02_explanation pytest tests/test_pipeline.py

@@ -14,7 +14,7 @@ from xai_lab import course, grading
 REPO = Path(__file__).resolve().parents[1]
 IDS = course.assignments(REPO)
 # the issues' minimums: (autograded exercises, manually graded questions)
-MINIMUM = {"00_foundations": (5, 1), "01_interpretation": (6, 2), "02_explanation": (8, 2)}
+MINIMUM = {"00_foundations": (5, 1), "01_interpretation": (6, 2), "02_explanation": (8, 2), "03_evaluation": (7, 2)}
 
 
 def test_every_assignment_is_released():
@@ -80,7 +80,9 @@ def test_assignment_structure(aid):
     nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
     metas = [c.metadata.get("nbgrader", {}) for c in nb.cells]
     tests = [(m, c) for m, c in zip(metas, nb.cells) if m.get("grade") and not m.get("solution")]
-    tasks = [m for m in metas if m.get("task")]
+    # a manually graded question: a task cell, or an answer cell the grader reads (markdown, graded)
+    tasks = [m for m, c in zip(metas, nb.cells) if m.get("task") or
+             (c.cell_type == "markdown" and m.get("solution") and m.get("grade"))]
     auto, manual = MINIMUM.get(aid, (5, 1))
     assert len(tests) >= auto, f"at least {auto} autograded exercises"
     assert len(tasks) >= manual, f"at least {manual} manually graded questions"

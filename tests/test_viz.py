@@ -57,3 +57,21 @@ def test_importing_interpret_and_viz_does_not_import_matplotlib():
     code = ("import sys, xai_lab.interpret, xai_lab.viz, xai_lab.viz.interpret; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_evaluation_curves_and_matrix():
+    fig = viz.curves({"lrp": torch.linspace(1, 0, 5), "random": torch.ones(5)}, x=torch.linspace(0, 1, 5),
+                     xlabel="fraction deleted", title="deletion")
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["lrp", "random"]
+    assert np.allclose(ax.lines[0].get_ydata(), np.linspace(1, 0, 5)) and ax.lines[1].get_linestyle() == "--"
+    fig = viz.curves({"saliency": torch.rand(3)}, xticks=["fc", "features.13", "features.12"])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["fc", "features.13", "features.12"]
+    values = torch.tensor([[1.0, float("nan")], [0.25, 0.5]])
+    fig = viz.matrix(values, rows=["a", "b"], cols=["x", "y"], fmt="{:.2f}")
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["-", "0.25", "0.50", "1.00"]
+    for call, word in [(lambda: viz.curves({}), "values"), (lambda: viz.curves({"a": torch.rand(3), "b": torch.rand(4)}), "same length"),
+                       (lambda: viz.curves({"a": torch.rand(3)}, x=torch.rand(4)), "x must"),
+                       (lambda: viz.matrix(values, rows=["a"], cols=["x", "y"]), "labels")]:
+        with pytest.raises(ValueError, match=word):
+            call()

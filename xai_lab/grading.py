@@ -72,6 +72,15 @@ REFERENCE_IMPLEMENTATIONS = {
     "02_explanation.lrp_epsilon": ["explain.lrp"],
     "02_explanation.why_not": ["explain.contrastive", "explain.grad_cam", "explain.cam",
                                "explain.base.layer_gradients", "explain.base.Contrast"],
+    "03_evaluation.ablate_units": ["evaluate.ablate_units"],
+    "03_evaluation.semantic_coverage": ["evaluate.semantic_coverage"],
+    "03_evaluation.spearman": ["evaluate.rank_correlation", "evaluate.model_randomisation"],
+    "03_evaluation.randomize": ["evaluate.randomize", "evaluate.model_randomisation"],
+    "03_evaluation.morf_curve": ["evaluate.morf_curve", "evaluate.aopc", "evaluate.Curve"],
+    "03_evaluation.pixel_curve": ["evaluate.deletion", "evaluate.insertion", "evaluate.Curve"],
+    "03_evaluation.pointing_game": ["evaluate.pointing_game"], "03_evaluation.relevance_rank": ["evaluate.relevance_rank"],
+    "03_evaluation.box_iou": ["evaluate.box_iou", "evaluate.heatmap_boxes"],
+    "03_evaluation.agreement": ["evaluate.metric_agreement", "evaluate.rank_methods"],
 }
 
 

@@ -18,7 +18,8 @@ With ``stop=True`` the forward ends as soon as every tap has a value (:class:`St
 by :func:`run`), which saves the rest of the forward. The helpers the methods use are built on it:
 :func:`capture` (activations and gradients by name), :func:`forward_to` (activations of some layers,
 running only as far as needed), :func:`input_of` (a layer's input), :func:`count_passes` (forward and
-backward passes through a model). :func:`frozen` (eval mode, no parameter gradients) and
+backward passes through a model); :func:`edited` replaces a layer's output by a function of it
+(units switched off). :func:`frozen` (eval mode, no parameter gradients) and
 :func:`swapped` (stand-in modules for a call) give the model back exactly as it was.
 
     >>> with capture(model, "features.12") as cap:
@@ -36,8 +37,8 @@ from torch import nn
 from .checks import check_choice, check_model
 
 __all__ = ["taps", "Tap", "run", "StopForward", "capture", "Captured", "forward_to", "input_of",
-           "count_passes", "Passes", "frozen", "swapped", "replaced", "StandIn", "resolve_layer",
-           "resolve_layers"]
+           "count_passes", "Passes", "frozen", "swapped", "replaced", "StandIn", "edited",
+           "resolve_layer", "resolve_layers"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -163,6 +164,24 @@ def taps(model: nn.Module, layers, mode: str = "copy", at: str = "output", gradi
     finally:
         for h in handles:
             h.remove()
+
+
+@contextmanager
+def edited(model: nn.Module, layer, function):
+    """The output of ``layer`` replaced by ``function(output)`` while in the block (a forward hook,
+    removed on exit, also when the block raises). Yields the layer's dotted name.
+
+        >>> with edited(model, "features.14", lambda a: a * keep[:, :, None, None]):
+        ...     logits = model(x)  # channels with keep == 0 switched off
+    """
+    if not callable(function):
+        raise TypeError(f"function must be callable, got {type(function).__name__}")
+    name, module = resolve_layer(model, layer)
+    handle = module.register_forward_hook(lambda _module, _inputs, output: function(output))
+    try:
+        yield name
+    finally:
+        handle.remove()
 
 
 def run(model: nn.Module, *args, **kwargs):

@@ -28,6 +28,12 @@ DEMO_BUGS = {
                        "z = z.float()\n"
                        "dist = 1 - z.sum(1) / (z.sum(1).sqrt() * math.sqrt(z.shape[1])).clamp(min=1e-12)\n"
                        "return torch.exp(-dist ** 2 / kernel_width ** 2)"),
+    "03_evaluation": ("spearman",
+                      "# bug: tied values get distinct ranks (argsort of argsort), not their average\n"
+                      "ra = a.flatten(1).argsort(1).argsort(1).double()\n"
+                      "rb = b.flatten(1).argsort(1).argsort(1).double()\n"
+                      "ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)\n"
+                      "return ((ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1))).float()"),
 }
 
 
@@ -37,12 +43,15 @@ def _cell_sources(nb) -> dict[str, str]:
 
 
 def _solution_bodies(source_nb) -> dict[str, str]:
-    """Answer cells of the source notebook with the solution kept and its markers removed."""
+    """Answer cells of the source notebook with the solution kept and its markers removed; a
+    written answer (a markdown answer cell) gets its model answer, as a student who answered."""
     out = {}
     for cell in source_nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution") and cell.cell_type == "code":
             out[meta["grade_id"]] = SOLUTION_RE.sub(lambda m: m.group(2), cell.source)
+        elif meta.get("solution") and cell.cell_type == "markdown":
+            out[meta["grade_id"]] = cell.source
     return out
 
 

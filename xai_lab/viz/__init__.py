@@ -3,7 +3,8 @@
 Everything takes torch tensors and returns a matplotlib ``Figure`` (numpy only here, at plotting).
 matplotlib is imported when the first figure is drawn (:func:`pyplot`), not with this package.
 The figures of a method family live beside these: :mod:`xai_lab.viz.interpret` (dissection,
-formulas, relevant units, atlas).
+formulas, relevant units, atlas) and :mod:`xai_lab.viz.evaluate` (:func:`curves`, :func:`matrix`,
+re-exported here).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["show", "show_flowers", "bars", "table", "np_image", "pyplot"]
+__all__ = ["show", "show_flowers", "bars", "table", "curves", "matrix", "np_image", "pyplot"]
 
 
 def pyplot():
@@ -174,3 +175,6 @@ def table(values: torch.Tensor, row_labels, col_labels, title: str | None = None
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+from .evaluate import curves, matrix  # noqa: E402 (the figures of 03_evaluation; they import pyplot from here)
