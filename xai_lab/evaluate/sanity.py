@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,9 +103,21 @@ def randomize(model: nn.Module, layers=None, mode: str = "cascading", seed: int 
     return out
 
 
+def _sorted(v: torch.Tensor):
+    """``v (B, P)`` sorted along dim 1, and where each value came from. On the CPU, for float32, one
+    NumPy sort of int64 keys (the value's order-preserving bits, then its position) instead of
+    ``torch.sort``: about 2x faster here (benchmarks/evaluate_sanity.py)."""
+    if v.device.type != "cpu" or v.dtype != torch.float32 or v.shape[1] >= 2 ** 31:
+        return v.sort(dim=1)
+    bits = (v.detach() + 0.0).numpy().view(np.int32).astype(np.int64)  # + 0.0 makes -0.0 into 0.0
+    bits = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # negative floats: larger bits, smaller value
+    idx = torch.from_numpy(np.sort((bits << 32) | np.arange(v.shape[1]), axis=1) & 0xFFFFFFFF)
+    return v.gather(1, idx), idx
+
+
 def _ranks(v: torch.Tensor) -> torch.Tensor:
     """Ranks 1..P along dim 1 of ``v (B, P)``, ties sharing their average rank (float64)."""
-    s, idx = v.sort(dim=1)
+    s, idx = _sorted(v)
     p = v.shape[1]
     pos = torch.arange(p, device=v.device).expand_as(s)
     first = torch.ones_like(s, dtype=torch.bool)  # a new value starts here
