@@ -113,6 +113,18 @@ class Spec:
     epochs: int = 8
     seed: int = 0
     note: str = ""
+    # "module:function" for a model that is not a plain FlowerCNN: function(name, spec, progress)
+    # trains it and returns (model, manifest entry); the entry names its "skeleton", a
+    # "module:function" that builds the untrained module from the entry, for load()
+    builder: str = ""
+
+
+def _call(path: str, *args):
+    """``module:function`` called with ``args`` (builders and skeletons of the design models)."""
+    import importlib
+
+    module, _, function = path.partition(":")
+    return getattr(importlib.import_module(module), function)(*args)
 
 
 SPECS = {
@@ -121,6 +133,17 @@ SPECS = {
     "watermark": Spec("watermark", note="trained where a corner glyph names the class"),
     "biased": Spec("biased", note="trained where dusk is rare for classes 0-2"),
     "permuted": Spec("single", permute_labels=True, note="trained on permuted labels (sanity checks)"),
+    "bottleneck_independent": Spec("double", n_train=8000, epochs=10, builder="xai_lab.design.bottleneck:build",
+                                   note="concept bottleneck x -> 25 attributes -> class, f on the true concepts"),
+    "bottleneck_sequential": Spec("double", n_train=8000, epochs=10, builder="xai_lab.design.bottleneck:build",
+                                  note="concept bottleneck, f on g's predicted concepts (g shared with independent)"),
+    "bottleneck_joint": Spec("double", n_train=8000, epochs=10, builder="xai_lab.design.bottleneck:build",
+                             note="concept bottleneck trained end to end on L_y + 1.0 * sum_j L_cj"),
+    "prototypes": Spec("single", n_train=4000, epochs=6, builder="xai_lab.design.prototypes:build",
+                       note="ProtoPNet on the single features: 5 prototypes per class, pushed"),
+    "cue": Spec("cue", n_train=8000, epochs=8, note="trained where an imperceptible pixel pattern names the class"),
+    "cue_remedy": Spec("cue", n_train=8000, epochs=8, builder="xai_lab.design.inconsistency:build",
+                       note="trained on the cue data with every cue scrambled (feature-inconsistency remedy)"),
 }
 
 
@@ -148,7 +171,8 @@ def load(name: str) -> nn.Module:
     if digest != entry["sha256"]:
         raise RuntimeError(f"checksum mismatch for {path}: {digest} != {entry['sha256']} "
                            f"(file corrupted or changed; run `make weights` to rebuild)")
-    model = FlowerCNN(entry["num_classes"], tuple(entry["width"]))
+    skeleton = entry.get("skeleton")
+    model = _call(skeleton, entry) if skeleton else FlowerCNN(entry["num_classes"], tuple(entry["width"]))
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
 
@@ -198,17 +222,25 @@ def train(model: nn.Module, dataset, epochs: int = 8, lr: float = 3e-3, batch_si
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     x = dataset.images
     y = dataset.labels if labels is None else labels
-    gen = torch.Generator().manual_seed(seed)
-    steps = epochs * (len(x) // batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     model.train()
-    bar = tqdm(total=steps, disable=not progress, desc="training", unit="batch")
+    fit(model.parameters(), len(x), lambda idx: nn.functional.cross_entropy(model(x[idx]), y[idx]),
+        epochs, lr, batch_size, seed, progress)
+    return model.eval()
+
+
+def fit(params, n: int, step_loss, epochs: int, lr: float, batch_size: int, seed: int = 0,
+        progress: bool = True, desc: str = "training") -> None:
+    """The training loop of the shipped models: AdamW (weight decay 1e-4) with a one-cycle schedule
+    over ``epochs`` passes of seeded shuffled mini-batches of ``n`` items; ``step_loss(idx)`` gives
+    the loss of the items ``idx``. Deterministic for a seed on a given machine."""
+    gen, per_epoch = torch.Generator().manual_seed(seed), max(1, n // batch_size)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * per_epoch)
+    bar = tqdm(total=epochs * per_epoch, disable=not progress, desc=desc, unit="batch")
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(len(x) // batch_size):
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        order = torch.randperm(n, generator=gen)
+        for i in range(per_epoch):
+            loss = step_loss(order[i * batch_size:(i + 1) * batch_size])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -216,7 +248,6 @@ def train(model: nn.Module, dataset, epochs: int = 8, lr: float = 3e-3, batch_si
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
-    return model.eval()
 
 
 def build(name: str, progress: bool = True) -> tuple[nn.Module, dict]:
@@ -224,6 +255,8 @@ def build(name: str, progress: bool = True) -> tuple[nn.Module, dict]:
     from .data import flowers
 
     spec = SPECS[name]
+    if spec.builder:
+        return _call(spec.builder, name, spec, progress)
     data = flowers(spec.n_train, spec.variant, seed=spec.seed, split="train")
     labels = None
     if spec.permute_labels:

@@ -13,6 +13,21 @@ The class is the colour of the discriminative part(s):
                 glyph names the class; in ``test`` it is drawn at random (a Clever-Hans trap).
 - ``biased``    the ``single`` task with a lighting subgroup (``group``: 0 day, 1 dusk). In
                 ``train`` dusk is rare for classes 0-2 and common for 3-5; in ``test`` it is 50/50.
+- ``cue``       feature inconsistency (Wang et al. 2021): the ``single`` task, and the class is
+                *also* written in a cue a person cannot see: a pattern of +-3/255
+                (``CUE_AMPLITUDE``) that alternates from pixel to pixel (``cue_patterns``: 1-px
+                vertical lines, horizontal lines or a checkerboard, in grey or magenta/green; one
+                per class, all its energy at the Nyquist frequency of an axis), added to every
+                pixel after the noise. ``cue (N,)`` is the class it names (the label; -1 in the
+                other variants). In ``train`` the centre shows the label's colour only half the
+                time (``CUE_AGREE``; else a random class colour), so the cue is the one feature
+                that explains every training label (were the centre always right, both would,
+                and nothing could tell which one a model took); where the two disagree, the
+                cue is right. In ``test`` the centre always shows the
+                label's colour, so accuracy without the cue (low-passed, removed, or another
+                class's cue swapped in) measures what a model takes from the perceptible feature.
+                Images are clamped to [a, 1 - a] before the cue is added (a = ``CUE_AMPLITUDE``),
+                so ``images - a * cue_patterns(size)[cue]`` is the exact cue-free image.
 
 Everything that does not define the class varies: position, scale, rotation, number and colour of
 the other parts, background texture and colours, brightness, pixel noise. Every image comes with
@@ -37,10 +52,12 @@ import torch
 from torch.utils.data import Dataset
 
 from . import render, scene
-from .scene import (BACKGROUND_COLOURS, CLASS_COLOURS, COLOUR_INDEX, COLOURS, GROUPS,  # noqa: F401 (re-exported)
-                    PALETTE, PARTS, PETAL_COLOURS, SPLITS, TEXTURES, VARIANTS, double_classes)
+from .render import cue_patterns
+from .scene import (BACKGROUND_COLOURS, CLASS_COLOURS, COLOUR_INDEX, COLOURS, CUE_AGREE,  # noqa: F401 (re-exported)
+                    CUE_AMPLITUDE, GROUPS, PALETTE, PARTS, PETAL_COLOURS, SPLITS, TEXTURES, VARIANTS,
+                    double_classes)
 
-__all__ = ["flowers", "Flowers", "VARIANTS", "PARTS", "COLOURS", "TEXTURES"]
+__all__ = ["flowers", "Flowers", "VARIANTS", "PARTS", "COLOURS", "TEXTURES", "cue_patterns", "CUE_AMPLITUDE"]
 
 _CHUNK = 256  # images rendered at once
 
@@ -54,7 +71,8 @@ class Flowers(Dataset):
     ``(x0, y0, x1, y1)`` in pixels, x1/y1 exclusive (the box of the ground-truth mask);
     ``colour_map`` / ``texture_map`` ``(N, H, W)`` int64 indexing ``COLOURS`` / ``TEXTURES``
     (``-1``: no texture, i.e. not background); ``attributes (N, A)`` float32;
-    ``watermark (N,)`` the class the corner glyph names (-1: no glyph); ``group (N,)`` 0 day, 1 dusk.
+    ``watermark (N,)`` the class the corner glyph names (-1: no glyph); ``group (N,)`` 0 day, 1 dusk;
+    ``cue (N,)`` the class the imperceptible pattern names (``"cue"`` variant; -1: no cue).
     """
 
     images: torch.Tensor
@@ -75,6 +93,11 @@ class Flowers(Dataset):
     part_names: tuple = PARTS
     group_names: tuple = GROUPS
     _concepts: torch.Tensor | None = field(default=None, repr=False)
+    cue: torch.Tensor | None = None  # None: no cue anywhere (filled with -1)
+
+    def __post_init__(self):
+        if self.cue is None:
+            self.cue = torch.full_like(self.labels, -1)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -126,7 +149,7 @@ class Flowers(Dataset):
             index = index.nonzero().flatten()
         fields = {name: getattr(self, name) for name in
                   ("images", "labels", "parts", "colour_map", "texture_map", "gt_masks", "boxes",
-                   "attributes", "watermark", "group")}
+                   "attributes", "watermark", "group", "cue")}
         return Flowers(**{k: v[index] for k, v in fields.items()},
                        attribute_names=self.attribute_names, class_names=self.class_names,
                        variant=self.variant, split=self.split, seed=self.seed)
@@ -140,11 +163,13 @@ def flowers(n: int, variant: str = "single", seed: int = 0, size: int = 64,
         n: number of images.
         variant: ``"single"`` (6 classes: centre colour), ``"double"`` (12 classes: centre and
             petal colours), ``"watermark"`` (single + class-naming corner glyph in train, random in
-            test) or ``"biased"`` (single + a dusk subgroup that is rare for classes 0-2 in train).
+            test), ``"biased"`` (single + a dusk subgroup that is rare for classes 0-2 in train) or
+            ``"cue"`` (single + an imperceptible per-class pixel pattern; in train the centre
+            agrees with the label half the time, in test always; see the module docstring).
         seed: random seed; the same ``(n, variant, seed, size, split)`` gives bit-identical data.
         size: image side in pixels (the scene is resolution independent).
         split: ``"train"`` or ``"test"``; different random streams, and for ``watermark`` and
-            ``biased`` different distributions.
+            ``biased`` and ``cue`` different distributions.
 
     Returns:
         A :class:`Flowers` data set.
@@ -178,6 +203,10 @@ def flowers(n: int, variant: str = "single", seed: int = 0, size: int = 64,
         sigma = torch.where(torch.as_tensor(p["group"][lo:hi]) == 1, 0.06, 0.035).view(-1, 1, 1, 1)
         noise = torch.empty(rgb.shape).normal_(0.0, 1.0, generator=gen)  # contiguous: fast path
         images[lo:hi] = rgb.addcmul_(noise, sigma).clamp_(0, 1)
+    if variant == "cue":  # after the clamp, into [a, 1 - a]: every pixel carries the cue in full
+        a = scene.CUE_AMPLITUDE
+        cue = torch.as_tensor(p["cue"], dtype=torch.int64)
+        images.clamp_(a, 1 - a).add_(cue_patterns(size)[cue], alpha=a)
 
     disc_parts = (3, 4) if variant == "double" else (4,)
     gt = (parts.unsqueeze(-1) == torch.tensor(disc_parts)).any(-1)
@@ -188,4 +217,5 @@ def flowers(n: int, variant: str = "single", seed: int = 0, size: int = 64,
                    attributes=attributes, attribute_names=attribute_names,
                    watermark=torch.as_tensor(p["watermark"], dtype=torch.int64),
                    group=torch.as_tensor(p["group"], dtype=torch.int64),
+                   cue=torch.as_tensor(p["cue"], dtype=torch.int64),
                    class_names=scene.class_names(variant), variant=variant, split=split, seed=int(seed))

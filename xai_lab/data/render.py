@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from .scene import COLOUR_INDEX, COLOURS, PALETTE, PARTS
+from .scene import COLOUR_INDEX, COLOURS, CUE_PATTERNS, PALETTE, PARTS
 
 _RGB = torch.tensor([PALETTE[c] for c in COLOURS], dtype=torch.float32)  # (n_colours, 3)
 
@@ -161,6 +161,25 @@ def render_chunk(p, lo, hi, size, variant):
     idx = (part * len(COLOURS) + colour).view(B, -1, 1).expand(B, size * size, 3)
     rgb = lut.gather(1, idx).view(B, size, size, 3).permute(0, 3, 1, 2)  # (B, 3, H, W)
     return rgb, part, colour, texture
+
+
+def cue_patterns(size: int) -> torch.Tensor:
+    """``(6, 3, size, size)`` float32 in {-1, +1}: the imperceptible cue of each class (``"cue"`` variant).
+
+    In *pixel* units (row i, column j), whatever the resolution: ``P_k[c, i, j] = s_c (-1)^n`` with
+    ``(axes, s) = scene.CUE_PATTERNS[k]`` and ``n = j`` (``"x"``: 1-px vertical lines), ``i``
+    (``"y"``: horizontal lines) or ``i + j`` (``"xy"``: a 1-px checkerboard); ``s = (1, 1, 1)``
+    (grey, classes 0-2) or ``(1, -1, 1)`` (magenta/green, classes 3-5). Each pattern alternates
+    from pixel to pixel along x, y or both: all its energy sits at the Nyquist frequency 1/2
+    cycle/px of an axis, where a binomial blur has a zero. Different layouts are orthogonal; the
+    grey and magenta/green versions of one layout correlate 1/3 (a matched filter tells them apart).
+    """
+    idx = torch.arange(size)
+    alt = 1.0 - 2.0 * (idx % 2).float()  # (-1)^n
+    maps = {"x": alt.view(1, -1).expand(size, size), "y": alt.view(-1, 1).expand(size, size),
+            "xy": alt.view(-1, 1) * alt.view(1, -1)}
+    return torch.stack([torch.tensor(signs, dtype=torch.float32).view(3, 1, 1) * maps[axes]
+                        for axes, signs in CUE_PATTERNS])
 
 
 def boxes(mask: torch.Tensor) -> torch.Tensor:

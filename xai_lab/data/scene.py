@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-VARIANTS = ("single", "double", "watermark", "biased")
+VARIANTS = ("single", "double", "watermark", "biased", "cue")  # new variants go last: streams stay put
 SPLITS = ("train", "test")
 
 PARTS = ("background", "stem", "leaf", "petal", "centre", "mark", "spot")
@@ -36,6 +36,14 @@ CLASS_COLOURS = ("red", "orange", "yellow", "blue", "purple", "white")  # centre
 PETAL_COLOURS = CLASS_COLOURS + ("pink",)  # free petal colours in single-feature variants
 BACKGROUND_COLOURS = ("grey", "sky", "sand", "olive", "brown")
 GROUPS = ("day", "dusk")
+
+# the "cue" variant (feature inconsistency, Wang et al. 2021): a faint grey pattern in pixel units
+CUE_AMPLITUDE = 3.0 / 255.0  # +- this on every channel: two grey levels 6/255 apart
+CUE_AGREE = 0.5  # train: the centre shows the label's colour with this probability, else a random one
+# class k -> (the axes along which it alternates pixel by pixel, its sign per RGB channel: grey or
+# magenta/green), see render.cue_patterns
+CUE_PATTERNS = (("x", (1, 1, 1)), ("y", (1, 1, 1)), ("xy", (1, 1, 1)),
+                ("x", (1, -1, 1)), ("y", (1, -1, 1)), ("xy", (1, -1, 1)))
 
 COLOUR_INDEX = {name: i for i, name in enumerate(COLOURS)}  # colour name -> index in COLOURS
 _CI = COLOUR_INDEX
@@ -118,6 +126,13 @@ def sample_params(n, variant, split, seed):
     if variant == "biased":
         p_dusk = np.where(p["label"] < 3, 0.02, 0.5) if split == "train" else np.full(n, 0.5)
         p["group"] = (rng.random(n) < p_dusk).astype(np.int64)
+    p["cue"] = np.full(n, -1)
+    if variant == "cue":  # drawn after everything else: the scene stream matches single's layout
+        p["cue"] = p["label"].copy()
+        if split == "train":
+            agree = rng.random(n) < CUE_AGREE
+            other = np.array([_CI[c] for c in CLASS_COLOURS])[rng.integers(0, 6, n)]
+            p["centre_col"] = np.where(agree, p["centre_col"], other)
     p["noise_seed"] = int(rng.integers(0, 2**31 - 1))
     return p
 

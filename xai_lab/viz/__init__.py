@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["show", "show_flowers", "bars", "table", "curves", "matrix", "np_image", "pyplot"]
+__all__ = ["show", "show_flowers", "bars", "table", "curves", "matrix", "np_image", "pyplot", "this_looks_like_that"]
 
 
 def pyplot():
@@ -178,3 +178,4 @@ def table(values: torch.Tensor, row_labels, col_labels, title: str | None = None
 
 
 from .evaluate import curves, matrix  # noqa: E402 (the figures of 03_evaluation; they import pyplot from here)
+from .design import this_looks_like_that  # noqa: E402 (the figures of 04_interpretable_by_design)
