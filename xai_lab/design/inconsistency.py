@@ -29,12 +29,12 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import models
 from ..checks import check_choice, check_float, check_images, check_int, check_model
 from ..data import CUE_AMPLITUDE, Flowers, cue_patterns, flowers
+from ..explain.base import separable
 from ..hooks import frozen
 
 __all__ = ["low_pass", "binomial_kernel", "swap_cue", "other_cues", "scramble_cue", "Reliance",
@@ -70,10 +70,7 @@ def low_pass(x: torch.Tensor, radius: int = 1) -> torch.Tensor:
     r = check_int("radius", radius)
     if r >= min(x.shape[-2:]):
         raise ValueError(f"radius must be < the image side {min(x.shape[-2:])}, got {r}")
-    c = x.shape[1]
-    b = binomial_kernel(r).to(x.dtype)
-    y = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), b.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), b.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    return separable(x, binomial_kernel(r), "reflect")
 
 
 def _classes(name: str, value, n: int, k: int, none_ok: bool = True) -> torch.Tensor:

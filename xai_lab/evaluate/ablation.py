@@ -21,11 +21,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..checks import (check_baseline, check_choice, check_float, check_images, check_index, check_int,
                       check_model)
-from ..explain.base import Target
+from ..explain.base import Target, separable
 from ..hooks import frozen
 from .base import Curve, check_x_maps, metric, pairs
 
@@ -180,10 +179,7 @@ def blur(x, kernel=11, sigma=5.0) -> torch.Tensor:
     if kernel % 2 == 0:
         raise ValueError(f"kernel must be an odd int (a centred Gaussian), got {kernel}")
     sigma = check_float("sigma", sigma, 0.0, open_low=True)
-    r, c = kernel // 2, x.shape[1]
+    r = kernel // 2
     t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
     g = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()  # (kernel,)
-    out = F.pad(x, (r, r, r, r), mode="replicate")  # (N, C, H+2r, W+2r)
-    out = F.conv2d(out, g.view(1, 1, 1, kernel).expand(c, 1, 1, kernel), groups=c)  # along rows
-    return F.conv2d(out, g.view(1, 1, kernel, 1).expand(c, 1, kernel, 1), groups=c)  # along columns
+    return separable(x, g / g.sum(), "replicate")

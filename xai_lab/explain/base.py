@@ -127,6 +127,16 @@ def upsample(maps, size):
     return F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
 
 
+def separable(x, kernel, padding="reflect"):
+    """``x (N, C, H, W)`` filtered channel by channel with the 1-D ``kernel`` (odd length 2r + 1)
+    along W, then along H, after padding r pixels on every side (``padding``: an ``F.pad`` mode):
+    the blurs of ``evaluate.blur`` and ``design.low_pass``."""
+    r, c, k = len(kernel) // 2, x.shape[1], kernel.to(x)
+    x = F.pad(x, (r, r, r, r), mode=padding)
+    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)  # along W
+    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)  # along H
+
+
 def finish(maps, normalise):
     """float32 ``(N, H, W)``; with ``normalise`` divided per image by its largest |value|."""
     maps = maps.detach().float()
