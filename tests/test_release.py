@@ -14,7 +14,8 @@ from xai_lab import course, grading
 REPO = Path(__file__).resolve().parents[1]
 IDS = course.assignments(REPO)
 # the issues' minimums: (autograded exercises, manually graded questions)
-MINIMUM = {"00_foundations": (5, 1), "01_interpretation": (6, 2), "02_explanation": (8, 2), "03_evaluation": (7, 2)}
+MINIMUM = {"00_foundations": (5, 1), "01_interpretation": (6, 2), "02_explanation": (8, 2), "03_evaluation": (7, 2),
+           "04_interpretable_by_design": (5, 2)}
 
 
 def test_every_assignment_is_released():

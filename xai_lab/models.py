@@ -142,7 +142,7 @@ SPECS = {
     "prototypes": Spec("single", n_train=4000, epochs=6, builder="xai_lab.design.prototypes:build",
                        note="ProtoPNet on the single features: 5 prototypes per class, pushed"),
     "cue": Spec("cue", n_train=8000, epochs=8, note="trained where an imperceptible pixel pattern names the class"),
-    "cue_remedy": Spec("cue", n_train=8000, epochs=8, builder="xai_lab.design.inconsistency:build",
+    "cue_remedy": Spec("cue", n_train=8000, epochs=16, builder="xai_lab.design.inconsistency:build",
                        note="trained on the cue data with every cue scrambled (feature-inconsistency remedy)"),
 }
 

@@ -34,6 +34,11 @@ DEMO_BUGS = {
                       "rb = b.flatten(1).argsort(1).argsort(1).double()\n"
                       "ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)\n"
                       "return ((ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1))).float()"),
+    "04_interpretable_by_design": ("cluster_separation",
+                                   "# bug: Clst takes the closest prototype of any class (the class condition forgotten)\n"
+                                   "own = prototype_classes[None, :] == labels[:, None]\n"
+                                   "sep = torch.where(own, torch.full_like(min_distances, float('inf')), min_distances)\n"
+                                   "return min_distances.amin(1).mean(), sep.amin(1).mean()"),
 }
 
 

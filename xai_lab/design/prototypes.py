@@ -1,17 +1,15 @@
 """Prototype networks (Chen et al. 2019, "This looks like that", NeurIPS): the model classifies by
 how much parts of the image look like prototypical parts of training images.
 
-:class:`PrototypeNet`: conv features ``f`` (the shipped FlowerCNN's: the paper starts from a
-pretrained backbone), add-on 1x1 convs ending in a sigmoid give patches ``z = g(f(x)) (N, D, h, w)``;
-``m`` prototypes ``p_j (D,)`` (1x1 spatial) per class; ``d_j(x) = min_(a,b) ||z[:, a, b] - p_j||^2``
-(computed as ``||z||^2 - 2 z.p + ||p||^2``), similarity ``s_j = log((d_j + 1) / (d_j + 1e-4))``,
-logits ``W s`` (last layer ``W (K, P)``, initialised +1 for a prototype's own class, -0.5 others).
+:class:`PrototypeNet`: conv features ``f`` (the shipped FlowerCNN's), add-on 1x1 convs ending in a sigmoid
+give patches ``z (N, D, h, w)``; ``m`` prototypes ``p_j (D,)`` per class; ``d_j(x) = min_(a,b) ||z[:, a, b] -
+p_j||^2``, similarity ``s_j = log((d_j + 1) / (d_j + 1e-4))``, logits ``W s`` (``W (K, P)`` starts at +1 for a
+prototype's own class, -0.5 others).
 
-Loss: ``CE + clst * Clst - sep * Sep + l1 * L1``: ``Clst`` the mean over images of the distance to the
-closest prototype of the image's class, ``Sep`` the same for the other classes', ``L1`` the L1 norm of the
-last layer's wrong-class connections (0.8, 0.08, 1e-4 in the paper). Stages: warm-up (add-on and
-prototypes), joint (features too), push (each prototype replaced by its nearest patch of its own class
-in the training data), last layer only.
+Loss: ``CE + clst * Clst - sep * Sep + l1 * L1`` (distance to the closest prototype of the image's class,
+of another class; L1 of the last layer's wrong-class weights; 0.8, 0.08, 1e-4 in the paper). Stages: warm-up
+(add-on, prototypes), joint (features too), push (each prototype becomes its nearest own-class training
+patch), last layer only.
 """
 from __future__ import annotations
 
@@ -94,9 +92,9 @@ class PrototypeNet(nn.Module):
 
     def inspect(self, x: torch.Tensor) -> PrototypeOutput:
         """Logits, distances ``(N, P, h, w)``, min distances and similarities ``(N, P)`` of ``x``."""
-        distances = patch_distances(self.patches(x), self.prototypes)
-        min_distances = distances.flatten(2).min(2).values
-        similarities = prototype_similarity(min_distances)
+        distances = _distances(self.patches(x), self.prototypes)  # the private cores: the model runs while
+        min_distances = distances.flatten(2).min(2).values          # the public functions are stubbed for grading
+        similarities = _similarity(min_distances, EPS)
         return PrototypeOutput(self.last(similarities), distances, min_distances, similarities)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,10 +108,9 @@ def _check_net(model) -> PrototypeNet:
 
 
 def _tensor(name: str, value, dim: int, floating: bool) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if value.dtype.is_floating_point != floating or value.dtype == torch.bool:
-        raise TypeError(f"{name} must be a {'float' if floating else 'integer'} tensor, got dtype {value.dtype}")
+    if not isinstance(value, torch.Tensor) or value.dtype.is_floating_point != floating or value.dtype == torch.bool:
+        raise TypeError(f"{name} must be a {'float' if floating else 'integer'} torch.Tensor, got "
+                        f"{type(value).__name__} {getattr(value, 'dtype', '')}")
     if value.dim() != dim:
         raise ValueError(f"{name} must have {dim} dims, got shape {tuple(value.shape)}")
     return value
@@ -130,10 +127,12 @@ def patch_distances(z: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
     if prototypes.shape[1] != z.shape[1]:
         raise ValueError(f"prototypes must have depth {z.shape[1]} (z's channels), got shape "
                          f"{tuple(prototypes.shape)}")
-    z2 = (z ** 2).sum(1, keepdim=True)  # (N, 1, h, w)
-    zp = F.conv2d(z, prototypes[:, :, None, None])  # (N, P, h, w)
-    p2 = (prototypes ** 2).sum(1).view(1, -1, 1, 1)
-    return F.relu(z2 - 2 * zp + p2)
+    return _distances(z, prototypes)
+
+
+def _distances(z: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    zp = F.conv2d(z, prototypes[:, :, None, None])  # (N, P, h, w); ||z||^2 (N, 1, h, w), ||p||^2 (1, P, 1, 1)
+    return F.relu((z ** 2).sum(1, keepdim=True) - 2 * zp + (prototypes ** 2).sum(1).view(1, -1, 1, 1))
 
 
 def prototype_similarity(d: torch.Tensor, eps: float = EPS) -> torch.Tensor:
@@ -141,7 +140,10 @@ def prototype_similarity(d: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     (``log(1 / eps)`` at ``d = 0``), decreasing towards 0 as ``d`` grows."""
     if not isinstance(d, torch.Tensor) or not d.dtype.is_floating_point:
         raise TypeError(f"d must be a float torch.Tensor of distances, got {type(d).__name__}")
-    eps = check_float("eps", eps, 0.0, open_low=True)
+    return _similarity(d, check_float("eps", eps, 0.0, open_low=True))
+
+
+def _similarity(d: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.log((d + 1) / (d + eps))
 
 
@@ -282,9 +284,8 @@ def receptive_field(model: nn.Module) -> tuple[float, float, float]:
     [k, k + 1)). Walks the Conv2d and pooling layers (square kernels); 1x1 add-ons change nothing."""
     jump, size, start = 1.0, 1.0, 0.5
     for m in check_model(model).features.modules():
-        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            k, s, p, d = (v if isinstance(v, int) else v[0] for v in (m.kernel_size, m.stride, m.padding,
-                                                                       getattr(m, "dilation", 1)))
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):  # (AvgPool2d has no dilation: 1)
+            k, s, p, d = (v if isinstance(v, int) else v[0] for v in (m.kernel_size, m.stride, m.padding, getattr(m, "dilation", 1)))
             size, start, jump = size + (k - 1) * d * jump, start + ((k - 1) * d / 2 - p) * jump, jump * s
     return jump, size, start
 
@@ -330,7 +331,7 @@ def similarity_maps(model: PrototypeNet, x: torch.Tensor, batch_size: int = 256)
     ``(N, P, H, W)``, where each prototype matches on each image (eval mode, no gradients)."""
     x, batch_size = check_images(x), check_int("batch_size", batch_size)
     with frozen(_check_net(model)), torch.no_grad():
-        return torch.cat([F.interpolate(prototype_similarity(model.inspect(b).distances), size=x.shape[2:],
+        return torch.cat([F.interpolate(_similarity(model.inspect(b).distances, EPS), size=x.shape[2:],
                                         mode="bilinear", align_corners=False) for b in x.split(batch_size)])
 
 
