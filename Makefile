@@ -14,7 +14,7 @@ TORCH   := torch==2.14.1 torchvision==0.29.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: help env sandbox-tools lab test test-fast release references autograde feedback demo weights figures bench clean
+.PHONY: help env sandbox-tools browser-tools lab test test-fast release references autograde feedback demo weights figures bench clean
 
 help:
 	@grep -E '^#' Makefile | sed 's/^# \{0,1\}//'
@@ -35,13 +35,21 @@ sandbox-tools:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap util-linux postgresql >/dev/null; \
 	  else echo "needs Debian packages: sudo apt-get install bubblewrap util-linux postgresql" >&2; exit 1; fi; }
 
+# From Debian's packages: Chromium for the browser test of the widgets (tests/test_browser.py), driven through
+# this executable by the Python `playwright` package (a test extra); `playwright install` (a download) is never run.
+browser-tools:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium fonts-liberation >/dev/null; \
+	  else echo "needs Debian packages: sudo apt-get install chromium fonts-liberation" >&2; exit 1; fi; }
+
 # JupyterLab refuses to run as root unless told; containers often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab: $(STAMP)
 	MPLBACKEND=module://matplotlib_inline.backend_inline $(VENV)/bin/jupyter lab --notebook-dir=course $(ROOT_FLAG) $(LAB_ARGS)
 
-test: $(STAMP) sandbox-tools
+test: $(STAMP) sandbox-tools browser-tools
 	$(PY) -m pytest tests solutions --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
