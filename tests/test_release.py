@@ -81,15 +81,27 @@ def test_assignment_structure(aid):
     nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
     metas = [c.metadata.get("nbgrader", {}) for c in nb.cells]
     tests = [(m, c) for m, c in zip(metas, nb.cells) if m.get("grade") and not m.get("solution")]
-    # a manually graded question: a task cell, or an answer cell the grader reads (markdown, graded)
-    tasks = [m for m, c in zip(metas, nb.cells) if m.get("task") or
-             (c.cell_type == "markdown" and m.get("solution") and m.get("grade"))]
+    # a manually graded question: a locked question cell, and right after it the answer cell the student writes in
+    # and the grader reads (markdown, graded, with the mark scheme in the source only); no task cells
+    answers = [i for i, (m, c) in enumerate(zip(metas, nb.cells))
+               if c.cell_type == "markdown" and m.get("solution") and m.get("grade")]
     auto, manual = MINIMUM.get(aid, (5, 1))
     assert len(tests) >= auto, f"at least {auto} autograded exercises"
-    assert len(tasks) >= manual, f"at least {manual} manually graded questions"
-    for m, c in zip(metas, nb.cells):
-        if m.get("task"):
-            assert "BEGIN MARK SCHEME" in c.source, f"{m['grade_id']}: a mark scheme"
+    assert len(answers) >= manual, f"at least {manual} manually graded questions"
+    assert not [m["grade_id"] for m in metas if m.get("task")], "manual questions are answer cells, not task cells"
+    for i in answers:
+        m, question = metas[i], nb.cells[i - 1]
+        assert m.get("points", 0) > 0 and not m.get("locked"), f"{m['grade_id']}: points, and the student may write"
+        assert "Mark scheme" in nb.cells[i].source, f"{m['grade_id']}: the mark scheme, for the grader"
+        assert question.cell_type == "markdown" and metas[i - 1].get("locked") and not metas[i - 1].get("grade"), \
+            f"{m['grade_id']}: right after its question (a locked markdown cell)"
+        assert "manually graded" in question.source and f"{m['points']} point" in question.source, \
+            f"{m['grade_id']}: the question says it is manually graded, and for how many points"
+    released = nbformat.read(REPO / "course" / aid / f"{aid}.ipynb", as_version=4)
+    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in released.cells}
+    for i in answers:
+        gid = metas[i]["grade_id"]
+        assert by_id[gid].source.strip() == "YOUR ANSWER HERE", f"{gid}: the release shows an empty answer cell"
     refs = torch.load(grading.references_dir() / f"{aid}.pt", weights_only=True)
     for m, c in tests:
         assert "### BEGIN HIDDEN TESTS" in c.source, f"{m['grade_id']}: a hidden test"
