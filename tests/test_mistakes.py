@@ -1,0 +1,122 @@
+"""Typical mistakes, planted in the solutions: each visible test must catch each mistake listed in
+``tests/mistakes.py`` and say what it is.
+
+For an assignment, the locked cells the visible tests need (found from the names they read, not the
+demo cells) run once in a namespace of their own; then, for each exercise, the solution's answer
+cell must pass its visible test, and each mistake (a text replacement in the solution, so that it
+stays in step with it) must make the visible test fail with a message that names it.
+"""
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mistakes import MISTAKES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _code(source: str) -> str:
+    """The cell's Python: IPython magics dropped, hidden tests cut off."""
+    source = source.split("### BEGIN HIDDEN TESTS")[0]
+    return "\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!")))
+
+
+def _names(source: str) -> tuple[set, set]:
+    """(names a cell binds, names it reads)."""
+    bound, read = set(), set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name):
+            (bound if isinstance(node.ctx, (ast.Store, ast.Del)) else read).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return bound, read
+
+
+def _solution(source: str) -> str:
+    """The answer cell as the solution fills it: the solution markers' lines dropped."""
+    return "\n".join(ln for ln in source.splitlines() if ln.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+
+
+class Assignment:
+    """The solution notebook's cells by grade id, and the locked cells its visible tests need."""
+
+    def __init__(self, aid: str):
+        nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
+        self.cells = [(c.metadata.get("nbgrader", {}), c) for c in nb.cells if c.cell_type == "code"]
+        self.by_id = {m.get("grade_id"): c for m, c in self.cells}
+
+    def needed(self, test_ids) -> list[str]:
+        """Sources of the locked, ungraded cells the visible tests read from, with what those read, in order."""
+        answers = set().union(*(_names(_code(c.source))[0] for m, c in self.cells if m.get("solution")))
+        free = lambda source: (lambda b, r: r - b - answers)(*_names(_code(source)))  # noqa: E731 (read, not bound here)
+        locked = [(i, _names(_code(c.source))[0], free(c.source)) for i, (m, c) in enumerate(self.cells)
+                  if m.get("locked") and not m.get("grade")]
+        position = {m.get("grade_id"): i for i, (m, c) in enumerate(self.cells)}
+        todo = {(name, position[gid]) for gid in test_ids for name in free(self.by_id[gid].source)}
+        chosen = set()
+        while todo:
+            name, before = todo.pop()
+            for i, bound, read in reversed(locked):
+                if i < before and name in bound:  # the last cell before the reader that binds the name
+                    if i not in chosen:
+                        chosen.add(i)
+                        todo |= {(r, i) for r in read}
+                    break
+        return [_code(self.cells[i][1].source) for i in sorted(chosen)]
+
+
+@pytest.fixture(scope="module")
+def namespaces(monkeypatch_module):
+    from xai_lab import grading
+
+    monkeypatch_module.setattr(grading, "setup_notebook", lambda seed=0, threads=None: __import__("torch").manual_seed(seed))
+    return {}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _namespace(namespaces, aid):
+    if aid not in namespaces:
+        a = Assignment(aid)
+        ns = {"__name__": "__notebook__"}
+        for source in a.needed([f"test_{g}" for g in MISTAKES[aid]]):
+            exec(compile(source, f"<{aid} locked cell>", "exec"), ns)
+        namespaces[aid] = (a, ns)
+    return namespaces[aid]
+
+
+CASES = [(aid, gid) for aid, exercises in MISTAKES.items() for gid in exercises]
+
+
+@pytest.mark.parametrize("aid, gid", CASES, ids=[f"{a}.{g}" for a, g in CASES])
+def test_visible_test_names_each_typical_mistake(namespaces, aid, gid):
+    a, ns = _namespace(namespaces, aid)
+    answer, test = _solution(a.by_id[gid].source), _code(a.by_id[f"test_{gid}"].source)
+    run = lambda src, label: exec(compile(src, f"<{aid} {label}>", "exec"), ns)  # noqa: E731
+    run(answer, gid)
+    run(test, f"test_{gid}")  # the solution passes
+    missed = []
+    for mistake in MISTAKES[aid][gid]:
+        assert answer.count(mistake.old) == 1, f"{gid}: {mistake.name}: {mistake.old!r} is not once in the solution"
+        run(answer.replace(mistake.old, mistake.new), f"{gid} with {mistake.name}")
+        try:
+            run(test, f"test_{gid}")
+        except Exception as error:  # an assertion, or the error the mistake itself raises
+            if mistake.says.lower() not in str(error).lower():
+                missed.append(f"{mistake.name}: failed, but the message does not say {mistake.says!r}: {error}")
+        else:
+            missed.append(f"{mistake.name}: the visible test passed")
+        finally:
+            run(answer, gid)
+    assert not missed, "\n".join(missed)
