@@ -1,5 +1,9 @@
 # xai-lab: two commands do everything on a fresh machine.
-#   make lab    set up the environment (first time only) and open the course in JupyterLab
+#   make lab    set up the environment (first time only) and open your workspace/ in JupyterLab: your own copy of
+#               the assignments (made from course/ the first time; an assignment released later is added; nothing
+#               in it is ever overwritten, not even by `make release`), in a student's lab (Validate, Assignment
+#               List; no news prompt). `make lab INSTRUCTOR=1`: nbgrader's instructor panels too (Formgrader,
+#               Create Assignment, Course List), on the whole repository.
 #   make test   set up the environment (first time only) and run every test
 # Instructor side: make release | references | autograde | feedback | demo | weights | figures | bench
 #   each runs `xai-lab <target>` (`.venv/bin/xai-lab --help` lists them, with their options)
@@ -46,8 +50,17 @@ browser-tools:
 # JupyterLab refuses to run as root unless told; containers often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# The lab's settings (jupyter/<mode>/: page_config.json disables JupyterLab plugins, overrides.json sets defaults)
+# are chosen here on the command line; the user's own Jupyter configuration is read as usual and never written.
+# A student's lab also runs without nbgrader's formgrader and course-list server extensions. An instructor's lab
+# serves the repository: the formgrader needs the course directory inside the served folder.
+LAB_MODE   := $(if $(filter-out 0,$(INSTRUCTOR)),instructor,student)
+LAB_ROOT   := $(if $(filter-out 0,$(INSTRUCTOR)),.,workspace)
+LAB_SERVER := $(if $(filter-out 0,$(INSTRUCTOR)),,$(foreach x,formgrader course_list,--ServerApp.jpserver_extensions=nbgrader.server_extensions.$(x)=False))
+
 lab: $(STAMP)
-	MPLBACKEND=module://matplotlib_inline.backend_inline $(VENV)/bin/jupyter lab --notebook-dir=course $(ROOT_FLAG) $(LAB_ARGS)
+	$(XAI) workspace
+	MPLBACKEND=module://matplotlib_inline.backend_inline $(VENV)/bin/jupyter lab --notebook-dir=$(LAB_ROOT) --LabApp.app_settings_dir=$(CURDIR)/jupyter/$(LAB_MODE) $(LAB_SERVER) $(ROOT_FLAG) $(LAB_ARGS)
 
 test: $(STAMP) sandbox-tools browser-tools
 	$(PY) -m pytest tests solutions --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)

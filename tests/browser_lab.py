@@ -115,14 +115,15 @@ class Lab:
 
 
 @contextmanager
-def jupyterlab(timeout: float = 60.0):
+def jupyterlab(timeout: float = 60.0, args: tuple[str, ...] = (), settings: dict | None = None):
     """Start JupyterLab as `make lab` does (this environment's Python, the Makefile's MPLBACKEND, `--allow-root`
     as root), on localhost with a free port and a random token, in a temporary directory; yield a `Lab`; shut it
-    down and delete the directory on the way out. Its log is copied to ARTEFACTS/jupyterlab.log."""
+    down and delete the directory on the way out. Its log is copied to ARTEFACTS/jupyterlab.log. `args`: more
+    options for `jupyter lab`; `settings`: the user settings of the temporary configuration (default SETTINGS)."""
     tmp = Path(tempfile.mkdtemp(prefix="xai-lab-browser-"))
     root, config = tmp / "root", tmp / "config"
     root.mkdir()
-    for name, values in SETTINGS.items():
+    for name, values in (SETTINGS if settings is None else settings).items():
         path = config / "lab" / "user-settings" / f"{name}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
@@ -131,7 +132,7 @@ def jupyterlab(timeout: float = 60.0):
                JUPYTER_RUNTIME_DIR=str(tmp / "runtime"), IPYTHONDIR=str(tmp / "ipython"),
                PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
-               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", *args]
     if os.geteuid() == 0:
         command.append("--allow-root")
     log_path = tmp / "jupyterlab.log"

@@ -11,7 +11,7 @@ XAI_LAB = Path(sys.executable).parent / "xai-lab"
 # subcommand -> a word its --help must contain (besides its name)
 COMMANDS = {"release": "solutions/", "references": "reference", "autograde": "submitted/",
             "feedback": "feedback/", "demo": "demo", "table": "gradebook", "weights": "retrain",
-            "figures": "docs/flowers.png", "bench": "benchmarks/"}
+            "figures": "docs/flowers.png", "bench": "benchmarks/", "check": "hidden tests", "workspace": "workspace/"}
 
 
 def _run(*args):

@@ -82,6 +82,33 @@ def run_table(args, parser):
     show_scores(args.root, _course_ids(args, parser))
 
 
+def run_workspace(args, parser):
+    from .course.workspace import sync_workspace
+
+    try:
+        added = sync_workspace(args.root, args.dest)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        parser.error(str(e))
+    dest = args.dest or args.root / "workspace"
+    print("\n".join(f"workspace: added {name} -> {dest / name}" for name in added)
+          or f"workspace: {dest} is up to date")
+
+
+def run_check(args, parser):
+    from .course import selfcheck
+
+    try:
+        results = selfcheck.check(args.assignment, args.notebooks, root=args.root, jobs=args.jobs,
+                                  limits=_limits(args, parser), feedback=args.feedback)
+    except selfcheck.CheckError as e:
+        parser.error(str(e))
+    except RuntimeError as e:
+        print(f"xai-lab check: {e}", file=sys.stderr)
+        return 1
+    print("\n\n".join(selfcheck.format_result(r) for r in results))
+    return 0
+
+
 def run_weights(args, parser):
     from . import models
 
@@ -187,6 +214,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
                    help="notebooks graded at once (default: all cores)")
     _add(sub, "table", run_table, "Print the score table from the gradebook, grading nothing", ids=True)
+    p = _add(sub, "workspace", run_workspace, "Add newly released assignments to a student's workspace/",
+             "Copies each assignment folder of course/ that workspace/ does not have yet (all of them the first\n"
+             "time). Nothing already in workspace/ is ever changed: a student's answers and files survive\n"
+             "`make release` and updates of course/. `make lab` runs it, then opens JupyterLab on workspace/.")
+    p.add_argument("--root", type=Path, default=default_root(),
+                   help="the course directory, with course/ (default: the current folder if it has solutions/, else the development checkout)")
+    p.add_argument("--dest", type=Path, default=None, help="the workspace folder (default: ROOT/workspace)")
+    p = _add(sub, "check", run_check, "Self-check: grade your own notebook with the hidden tests",
+             "Grades a notebook as the instructor's autograder would (sandbox, hidden tests, references), in a\n"
+             "scratch course in a temporary folder (the instructor's gradebook and submitted/ are never touched),\n"
+             "and prints the points per exercise and, for each exercise that lost points, what is wrong: the\n"
+             "visible test's message or how the hidden result is off. Hidden test code and reference values are\n"
+             "never shown. Exits 0 when it graded (whatever the score), 2 on a usage error, 1 if the sandbox\n"
+             "cannot run. Needs the references (references/ or $XAI_LAB_REFERENCES).")
+    p.add_argument("assignment", metavar="ID", help="the assignment, e.g. 02_explanation")
+    p.add_argument("notebooks", nargs="*", type=Path, metavar="NOTEBOOK",
+                   help="notebooks to grade, each on its own (default: workspace/ID/ID.ipynb if it exists, "
+                        "else course/ID/ID.ipynb)")
+    p.add_argument("--root", type=Path, default=default_root(),
+                   help="the course directory (default: the current folder if it has solutions/, else the development checkout)")
+    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                   help="notebooks graded at once (default: all cores)")
+    p.add_argument("--timeout", type=int, default=60, help="seconds a cell may run (default: 60)")
+    p.add_argument("--memory", type=int, default=8, help="GiB of address space per kernel (default: 8)")
+    p.add_argument("--feedback", type=Path, metavar="DIR", default=None,
+                   help="also write the HTML feedback of each notebook into DIR")
     p = _add(sub, "weights", run_weights, "Retrain the shipped models deterministically",
              "Trains each model on one thread with fixed seeds, with progress bars, and writes its weights and\n"
              "SHA-256 into xai_lab/weights/ (the same weights on every machine).")

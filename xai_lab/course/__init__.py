@@ -17,6 +17,8 @@ Modules, in the order of the pipeline:
   ``autograde``'s docstring (the kernel computes in a sandbox, the grader judges)
 - ``grades``: ``scores``, ``format_table``, ``show_scores``, ``feedback`` and the
   feedback preprocessor ``ShortTracebacks`` (named in ``nbgrader_config.py``)
+- ``workspace``: a student's own copy of ``course/`` (``sync_workspace``: adds what was released since,
+  changes nothing already there; ``make lab`` runs it through ``xai-lab workspace``)
 - ``report``: measured figures of the shipped models and the README's sample figures (imports
   torch, so it is not imported here: ``from xai_lab.course import report``)
 """
