@@ -1,4 +1,4 @@
-"""`make lab` serves the course: JupyterLab starts on course/ and lists the assignments."""
+"""`make lab` serves the course: JupyterLab starts on workspace/ (the student's copy of course/) and lists the assignments."""
 import json
 import os
 import socket
@@ -49,7 +49,7 @@ def lab(tmp_path_factory):
             proc.kill()
 
 
-def test_lab_serves_the_course(lab):
+def test_lab_serves_the_course(lab):  # workspace/ holds every assignment of course/
     page = urllib.request.urlopen(f"{lab}/lab?token=test", timeout=10).read().decode()
     assert "JupyterLab" in page
     listing = json.load(urllib.request.urlopen(f"{lab}/api/contents?token=test", timeout=10))
