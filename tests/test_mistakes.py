@@ -6,12 +6,12 @@ demo cells) run once in a namespace of their own; then, for each exercise, the s
 cell must pass its visible test, and each mistake (a text replacement in the solution, so that it
 stays in step with it) must make the visible test fail with a message that names it.
 """
-import ast
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from cell_names import cell_names
 from mistakes import MISTAKES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,21 +21,6 @@ def _code(source: str) -> str:
     """The cell's Python: IPython magics dropped, hidden tests cut off."""
     source = source.split("### BEGIN HIDDEN TESTS")[0]
     return "\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!")))
-
-
-def _names(source: str) -> tuple[set, set]:
-    """(names a cell binds, names it reads)."""
-    bound, read = set(), set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Name):
-            (bound if isinstance(node.ctx, (ast.Store, ast.Del)) else read).add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return bound, read
 
 
 def _solution(source: str) -> str:
@@ -53,9 +38,9 @@ class Assignment:
 
     def needed(self, test_ids) -> list[str]:
         """Sources of the locked, ungraded cells the visible tests read from, with what those read, in order."""
-        answers = set().union(*(_names(_code(c.source))[0] for m, c in self.cells if m.get("solution")))
-        free = lambda source: (lambda b, r: r - b - answers)(*_names(_code(source)))  # noqa: E731 (read, not bound here)
-        locked = [(i, _names(_code(c.source))[0], free(c.source)) for i, (m, c) in enumerate(self.cells)
+        answers = set().union(*(cell_names(_code(c.source))[0] for m, c in self.cells if m.get("solution")))
+        free = lambda source: (lambda b, r: r - b - answers)(*cell_names(_code(source)))  # noqa: E731 (read, not bound here)
+        locked = [(i, cell_names(_code(c.source))[0], free(c.source)) for i, (m, c) in enumerate(self.cells)
                   if m.get("locked") and not m.get("grade")]
         position = {m.get("grade_id"): i for i, (m, c) in enumerate(self.cells)}
         todo = {(name, position[gid]) for gid in test_ids for name in free(self.by_id[gid].source)}

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 import torch
 
+from cell_names import cell_names
 from xai_lab import course, grading
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,24 +117,6 @@ def test_assignment_structure(aid):
     assert not list((REPO / "solutions" / aid).glob("*.pt"))
 
 
-def _names(source):
-    """(names a cell binds, names it reads)."""
-    tree = ast.parse("\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))))
-    bound, read = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            (bound if isinstance(node.ctx, (ast.Store, ast.Del)) else read).add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return bound, read
-
-
 @pytest.mark.parametrize("aid", IDS)
 def test_a_test_cell_needs_only_locked_cells_and_its_own_answer(aid):
     """A broken exercise must cost only its own points: no test cell may read a name that only
@@ -147,7 +130,7 @@ def test_a_test_cell_needs_only_locked_cells_and_its_own_answer(aid):
         meta = cell.metadata.get("nbgrader", {})
         graded = meta.get("grade") or meta.get("solution")
         gid = meta.get("grade_id", "") if graded else ""
-        bound, read = _names(cell.source)
+        bound, read = cell_names(cell.source)
         if meta.get("grade"):
             own = gid.removeprefix("test_")
             for name in sorted(read - bound - set(dir(builtins))):
