@@ -244,7 +244,8 @@ def test_figure_draws(pushed, few, single_test):
     before = model_state(net)
     fig = this_looks_like_that(net, single_test.images[0], few, k=3, label=int(single_test.labels[0]),
                                class_names=single_test.class_names)
-    assert len(fig.axes) == 9 and "predicted" in fig._suptitle.get_text()
-    assert all("s=" in fig.axes[3 * r + 2].get_title() for r in range(3))
+    assert len(fig.axes) == 12 and "predicted" in fig._suptitle.get_text()
+    assert all("s=" in fig.axes[4 * r + 3].get_title() for r in range(3))
+    assert all(len(fig.axes[4 * r + 2].images) == 1 for r in range(3))  # x as it is, beside its similarity map
     assert_same_state(net, before)
     plt.close(fig)

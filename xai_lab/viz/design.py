@@ -5,13 +5,12 @@ matplotlib is imported when a figure is drawn (:func:`xai_lab.viz.pyplot`), not 
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..checks import check_fraction, check_images, check_int, images_of
 from ..design.prototypes import PrototypeNet, similarity_maps
 from ..hooks import frozen
-from . import np_image, pyplot
+from . import grey, heat_rgba, np_image, pyplot
 
 __all__ = ["this_looks_like_that"]
 
@@ -24,10 +23,13 @@ def _top_box(heatmap: torch.Tensor, quantile: float) -> tuple[int, int, int, int
 
 
 def _box(ax, box, colour: str) -> None:
+    from matplotlib import patheffects
     from matplotlib.patches import Rectangle
 
     x0, y0, x1, y1 = box
-    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=colour, lw=1.5))
+    rect = Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=colour, lw=1.5)
+    rect.set_path_effects([patheffects.withStroke(linewidth=3, foreground="black")])  # readable on any colour
+    ax.add_patch(rect)
 
 
 def this_looks_like_that(model: PrototypeNet, x: torch.Tensor, data, k: int = 3, label: int | None = None,
@@ -35,11 +37,11 @@ def this_looks_like_that(model: PrototypeNet, x: torch.Tensor, data, k: int = 3,
     """"This looks like that" (Chen et al. 2019): why a pushed :class:`PrototypeNet` classifies ``x``.
 
     One row per prototype among the ``k`` most activated by ``x`` (largest similarity
-    ``log((d + 1) / (d + 1e-4))``, ties to the lower index), three panels each: the prototype (its source training image
+    ``log((d + 1) / (d + 1e-4))``, ties to the lower index), four panels each: the prototype (its source training image
     cropped to the box of its own upsampled similarity map at or above ``quantile``, the
     high-activation region), the source image with the patch's receptive field (yellow) and that
-    box (cyan), and ``x`` with the prototype's upsampled similarity map and its high-activation box:
-    where it matched. Titles give the similarity s_j, the class-connection weight ``W[c, j]`` of the
+    box (cyan), ``x`` as it is with its high-activation box (cyan): where it matched, and the
+    prototype's upsampled similarity map over a greyscale ``x`` (:func:`xai_lab.viz.heat_rgba`). Titles give the similarity s_j, the class-connection weight ``W[c, j]`` of the
     predicted class c and the points ``s_j W[c, j]`` it adds to c's logit.
 
     Args:
@@ -47,7 +49,7 @@ def this_looks_like_that(model: PrototypeNet, x: torch.Tensor, data, k: int = 3,
         x: one image ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1].
         data: the images (or Flowers) the model was pushed on (``model.push_image`` indexes them).
         label: the true class, shown in the title if given.
-    Returns the matplotlib Figure (``3 k`` axes).
+    Returns the matplotlib Figure (``4 k`` axes).
     """
     if not isinstance(model, PrototypeNet):
         raise TypeError(f"model must be a PrototypeNet, got {type(model).__name__}")
@@ -75,7 +77,7 @@ def this_looks_like_that(model: PrototypeNet, x: torch.Tensor, data, k: int = 3,
     own = similarity_maps(model, source[model.push_image[top]])  # each prototype on its source image
     names = class_names or [f"class {c}" for c in range(model.num_classes)]
     plt = pyplot()
-    fig, axes = plt.subplots(k, 3, figsize=(3.3 * size, k * size + 0.6), squeeze=False)
+    fig, axes = plt.subplots(k, 4, figsize=(4.4 * size, k * size + 0.6), squeeze=False)
     for row, j in enumerate(top):
         img = source[model.push_image[j]]
         x0, y0, x1, y1 = _top_box(own[row, j], quantile)
@@ -85,12 +87,15 @@ def this_looks_like_that(model: PrototypeNet, x: torch.Tensor, data, k: int = 3,
         _box(axes[row, 1], model.push_box[j].tolist(), "yellow")
         _box(axes[row, 1], (x0, y0, x1, y1), "cyan")
         axes[row, 1].set_title(f"from training image {int(model.push_image[j])}", fontsize=8)
+        box = _top_box(maps[j], quantile)
         axes[row, 2].imshow(np_image(x[0]))
-        h = maps[j].numpy()
-        axes[row, 2].imshow((h - h.min()) / max(float(np.ptp(h)), 1e-12), cmap="jet", alpha=0.5, vmin=0, vmax=1)
-        _box(axes[row, 2], _top_box(maps[j], quantile), "cyan")
+        _box(axes[row, 2], box, "cyan")
+        axes[row, 2].set_title("this image", fontsize=8)
+        axes[row, 3].imshow(grey(x[0]))
+        axes[row, 3].imshow(heat_rgba(maps[j]))
+        _box(axes[row, 3], box, "cyan")
         w = float(model.last.weight.detach()[pred, j])
-        axes[row, 2].set_title(f"s={float(sims[j]):.2f} x w={w:.2f} = {float(sims[j]) * w:.2f}", fontsize=8)
+        axes[row, 3].set_title(f"s={float(sims[j]):.2f} x w={w:.2f} = {float(sims[j]) * w:.2f}", fontsize=8)
         for ax in axes[row]:
             ax.set_xticks([]); ax.set_yticks([])
     truth = f", true: {names[label]}" if label is not None else ""

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..checks import check_model, images_of
 from ..hooks import frozen
-from ..viz import np_image, pyplot
+from ..viz import grey, heat_rgba, np_image, pyplot
 
 __all__ = ["Explorer", "png", "heat", "outlined", "shaded", "mosaic", "default_model", "sample", "labels_of", "predict", "image_options",
            "class_options", "dropdown"]
@@ -82,24 +82,23 @@ def png(fig, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
-def heat(image, heatmap, diverging: bool = False, alpha: float = 0.5) -> np.ndarray:
-    """``image (3, H, W)`` blended with ``heatmap (H, W)`` as ``(H, W, 3)`` in [0, 1]: min-max scaled
-    in "jet", or with ``diverging`` symmetric around 0 in "bwr" (red positive, blue negative)."""
-    h = heatmap.detach().cpu().float().numpy()
-    if diverging:
-        m = float(np.abs(h).max()) or 1.0
-        colours = pyplot().get_cmap("bwr")((h / m + 1) / 2)[..., :3]
-    else:
-        lo, hi = float(h.min()), float(h.max())
-        colours = pyplot().get_cmap("jet")((h - lo) / (hi - lo) if hi > lo else np.zeros_like(h))[..., :3]
-    return (1 - alpha) * np_image(image) + alpha * colours
+def heat(image, heatmap, diverging: bool = False, alpha: float = 0.85) -> np.ndarray:
+    """``heatmap (H, W)`` over a greyscale ``image (3, H, W)`` as ``(H, W, 3)`` in [0, 1], as
+    :func:`xai_lab.viz.show` draws it (:func:`xai_lab.viz.heat_rgba`: min-max scaled in "inferno",
+    or with ``diverging`` symmetric around 0 in "RdBu_r", red positive; opacity from the value)."""
+    rgba = heat_rgba(heatmap, alpha=alpha, diverging=diverging)
+    a = rgba[..., 3:]
+    return (1 - a) * grey(image) + a * rgba[..., :3]
 
 
 def outlined(picture: np.ndarray, mask, colour=(1.0, 1.0, 1.0)) -> np.ndarray:
-    """``picture (H, W, 3)`` with the border pixels of ``mask (H, W)`` painted in ``colour``."""
+    """``picture (H, W, 3)`` with the border pixels of ``mask (H, W)`` painted in ``colour`` and the
+    pixels just outside it in black (a halo: the line reads on a flower of any colour, white too)."""
     m = torch.as_tensor(mask).bool().cpu()
     inner = -F.max_pool2d(-m.float()[None, None], 3, 1, 1)[0, 0] > 0.5  # eroded by one pixel
+    outer = F.max_pool2d(m.float()[None, None], 3, 1, 1)[0, 0] > 0.5  # dilated by one pixel
     out = picture.copy()
+    out[(outer & ~m).numpy()] = 0.0
     out[(m & ~inner).numpy()] = colour
     return out
 

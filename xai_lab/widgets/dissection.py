@@ -9,6 +9,7 @@ from torch import nn
 
 from ..checks import check_fraction, check_int, images_of
 from ..hooks import frozen, resolve_layer
+from ..viz import np_image
 from .base import Explorer, default_model, dropdown, mosaic, sample, shaded
 from .methods import layer_names
 
@@ -18,10 +19,10 @@ __all__ = ["dissection_explorer", "DissectionExplorer"]
 def dissection_explorer(model=None, data=None, layer=None, layers=None, n: int = 200, top: int = 6,
                         quantile: float = 0.005):
     """An explorer of Network Dissection (Bau et al. 2017) and compositional explanations (Mu &
-    Andreas 2020): pick a layer and move the unit slider; see the unit's ``top`` images with its
-    thresholded mask (yellow outline, P(a > T) = ``quantile``; the rest darkened) and, below, the mask
-    of its best concept (cyan); the IoU of that concept, whether the unit is a detector, and the best
-    formula over concepts (AND / OR / AND NOT) with its IoU.
+    Andreas 2020): pick a layer and move the unit slider; see the unit's ``top`` images as they are,
+    below them the unit's thresholded mask (yellow outline, P(a > T) = ``quantile``; the rest
+    darkened) and, below, the mask of its best concept (cyan); the IoU of that concept, whether the
+    unit is a detector, and the best formula over concepts (AND / OR / AND NOT) with its IoU.
 
     Args:
         model: a CNN (default: the shipped ``"single"`` flower CNN); given back as it came.
@@ -99,14 +100,16 @@ class DissectionExplorer(Explorer):
             unit = min(unit, last)
             self.set_quietly(self.controls["unit"], max=last, value=unit)
         key = (layer, unit)
-        if key not in self.pictures:  # its top images by maximum activation: unit mask, best concept's mask
+        if key not in self.pictures:  # its top images by maximum activation: raw, unit mask, best concept's mask
             top = acts[:, unit].flatten(1).amax(1).argsort(descending=True, stable=True)[:self.top]
             images, c = images_of(self.data)[top], int(d.labels[unit])
             masks, concept = self.unit_masks(layer, unit, top), self.data.concepts[top, c]
             self.pictures[key] = mosaic(
-                [[shaded(img, m, (1, 1, 0)) for img, m in zip(images, masks)],
+                [[np_image(img) for img in images],
+                 [shaded(img, m, (1, 1, 0)) for img, m in zip(images, masks)],
                  [shaded(img, m, (0, 1, 1)) for img, m in zip(images, concept)]],
-                [[f"image {j}" for j in top.tolist()], [d.concept_names[c]] * len(top)], scale=2)
+                [[f"image {j}" for j in top.tolist()], [f"unit {unit}"] * len(top),
+                 [d.concept_names[c]] * len(top)], scale=2)
         if key not in self.formulas:
             self.formulas[key] = self.formula(layer, unit)
         f, c = self.formulas[key], int(d.labels[unit])

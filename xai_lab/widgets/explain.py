@@ -17,8 +17,8 @@ DEFAULT_METHODS = ("saliency", "guided_backprop", "integrated_gradients", "smoot
 
 def explain_explorer(model=None, data=None, methods=None, options=None, layers=None, n: int = 10):
     """An explorer of explanation methods: pick a method, an image, the class to explain (and a
-    foil: "why this class and not that one?") and, for the CAM family, the layer; see the heatmap
-    over the image with the ground-truth part outlined in white, and what the method cost (images
+    foil: "why this class and not that one?") and, for the CAM family, the layer; see the image and,
+    beside it, the heatmap over its greyscale copy, the ground-truth part outlined in white, and what the method cost (images
     sent forward and backward through the model, seconds).
 
     Args:
