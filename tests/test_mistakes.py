@@ -6,15 +6,17 @@ demo cells) run once in a namespace of their own; then, for each exercise, the s
 cell must pass its visible test, and each mistake (a text replacement in the solution, so that it
 stays in step with it) must make the visible test fail with a message that names it.
 """
+import ast
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from cell_names import cell_names
-from mistakes import MISTAKES
+from mistakes import all_mistakes
 
 REPO = Path(__file__).resolve().parents[1]
+MISTAKES = all_mistakes()
 
 
 def _code(source: str) -> str:
@@ -28,6 +30,18 @@ def _solution(source: str) -> str:
     return "\n".join(ln for ln in source.splitlines() if ln.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
 
 
+def _top_level(source: str) -> set:
+    """Names an answer cell binds for the cells after it: its functions, classes and top-level assignments (not the
+    functions' arguments: ``def cam(model, x, target)`` does not provide ``model`` or ``x`` to a test)."""
+    bound = set()
+    for stmt in ast.parse(source).body:
+        if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(stmt.name)
+        else:
+            bound |= cell_names(ast.unparse(stmt))[0]
+    return bound
+
+
 class Assignment:
     """The solution notebook's cells by grade id, and the locked cells its visible tests need."""
 
@@ -38,7 +52,7 @@ class Assignment:
 
     def needed(self, test_ids) -> list[str]:
         """Sources of the locked, ungraded cells the visible tests read from, with what those read, in order."""
-        answers = set().union(*(cell_names(_code(c.source))[0] for m, c in self.cells if m.get("solution")))
+        answers = set().union(*(_top_level(_code(c.source)) for m, c in self.cells if m.get("solution")))
         free = lambda source: (lambda b, r: r - b - answers)(*cell_names(_code(source)))  # noqa: E731 (read, not bound here)
         locked = [(i, cell_names(_code(c.source))[0], free(c.source)) for i, (m, c) in enumerate(self.cells)
                   if m.get("locked") and not m.get("grade")]
@@ -82,6 +96,14 @@ def _namespace(namespaces, aid):
 
 
 CASES = [(aid, gid) for aid, exercises in MISTAKES.items() for gid in exercises]
+
+
+@pytest.mark.parametrize("aid", sorted(MISTAKES))
+def test_every_exercise_has_three_typical_mistakes(aid):
+    exercises = [m.get("grade_id") for m, c in Assignment(aid).cells if m.get("solution")]
+    few = {gid: len(MISTAKES[aid].get(gid, [])) for gid in exercises if len(MISTAKES[aid].get(gid, [])) < 3}
+    assert not few, f"{aid}: exercises with fewer than three typical mistakes: {few}"
+    assert set(MISTAKES[aid]) <= set(exercises), f"{aid}: not exercises: {set(MISTAKES[aid]) - set(exercises)}"
 
 
 @pytest.mark.parametrize("aid, gid", CASES, ids=[f"{a}.{g}" for a, g in CASES])
