@@ -98,6 +98,12 @@ def _namespace(namespaces, aid):
 CASES = [(aid, gid) for aid, exercises in MISTAKES.items() for gid in exercises]
 
 
+def test_every_assignment_lists_its_typical_mistakes():
+    from xai_lab import course
+
+    assert sorted(MISTAKES) == course.assignments(), "add tests/mistakes_NN.py for the new assignment"
+
+
 @pytest.mark.parametrize("aid", sorted(MISTAKES))
 def test_every_exercise_has_three_typical_mistakes(aid):
     exercises = [m.get("grade_id") for m, c in Assignment(aid).cells if m.get("solution")]

@@ -7,7 +7,7 @@ only the broken exercise). The mechanisms that do not depend on the assignment a
 00_foundations (the cheapest notebook): an answer that loops forever (stopped at the cell timeout,
 the kernel restarted, the rest graded), the attack suite of ``tests/attacks.py`` (expected score of
 each), a renamed and an unreadable notebook, and the solution three times over (the same grade each
-time). Feedback is generated without hidden tests.
+time; one of the three is the renamed notebook). Feedback is generated without hidden tests.
 """
 import hashlib
 import os
@@ -56,7 +56,7 @@ _ONLY = [a for a in os.environ.get("XAI_LAB_ASSIGNMENTS", "").split(",") if a]
 if _ONLY:
     CASES = {a: c for a, c in CASES.items() if a in _ONLY}
 ATTACKED = "00_foundations"
-COPIES = ("solution", "solution-again", "solution-third")
+COPIES = ("solution", "solution-again", "renamed")  # the renamed notebook is the solution too
 
 
 def test_every_assignment_has_pipeline_cases():
@@ -107,8 +107,7 @@ def graded(tmp_path_factory):
     if ATTACKED in CASES:
         for name, (base, how, edit, _) in attacks.ATTACKS_00.items():
             _submit_attack(root, ATTACKED, name, base, how, edit)
-        for copy in COPIES[1:]:
-            course.make_submission(root, ATTACKED, copy, "solution")
+        course.make_submission(root, ATTACKED, "solution-again", "solution")
         renamed = course.make_submission(root, ATTACKED, "renamed", "solution")
         renamed.rename(renamed.with_name("my work (final).ipynb"))
         garbage = course.make_submission(root, ATTACKED, "unreadable", "solution")

@@ -172,3 +172,31 @@ def test_every_hidden_test_records_its_results_for_the_grader(aid):
         own |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
         used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         assert not (used & defined) - own, f"{gid}: the hidden part uses {(used & defined) - own} from the visible part"
+
+
+HINT_RE = re.compile(r"<details>\s*<summary>\s*Hint\s*</summary>\s*\n(.+?)</details>", re.S)
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_every_exercise_has_a_hint_a_student_can_open(aid):
+    """Each autograded exercise's specification (the markdown between the previous exercise's test and its answer
+    cell) ends with one collapsed hint (``<details><summary>Hint</summary>``) with text in it; the release keeps it."""
+    released = {c.metadata.get("nbgrader", {}).get("grade_id"): c
+                for c in nbformat.read(REPO / "course" / aid / f"{aid}.ipynb", as_version=4).cells}
+    nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
+    spec, missing = [], []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "markdown" and not meta.get("grade"):
+            spec.append(cell.source)
+        elif cell.cell_type == "code" and meta.get("solution"):
+            hints = [h for s in spec for h in HINT_RE.findall(s)]
+            if len(hints) != 1 or len(hints[0].split()) < 5:
+                missing.append(f"{meta['grade_id']}: {len(hints)} hints")
+            spec = []
+        elif meta.get("grade"):
+            spec = []
+    assert not missing, f"{aid}: each exercise needs one hint of a few words before its answer cell: {missing}"
+    hints = [h for c in released.values() if c.cell_type == "markdown" for h in HINT_RE.findall(c.source)]
+    assert len(hints) == sum(c.metadata.get("nbgrader", {}).get("solution", False) and c.cell_type == "code"
+                             for c in nb.cells), f"{aid}: the release keeps every hint"
