@@ -23,7 +23,10 @@ def test_compare_accepts_matches(value, expected):
 @pytest.mark.parametrize("value, expected, words", [
     (0.5, 0.75, "off by 0.25"),
     (torch.zeros(3), torch.zeros(4), "expected shape (4,)"),
-    (torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]), "1 of 2 values differ"),
+    (torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]), "1 of 2 values differ; largest difference 0.5 at index (1,)"),
+    (torch.tensor([0.8, 0.8, 0.8]), torch.tensor([0.8, 0.5, float("nan")]),
+     "2 of 3 values differ; 1 of them a nan on one side only (first at index (2,)); largest other difference 0.3 at index (1,)"),
+    (torch.tensor([float("nan"), 1.0]), torch.tensor([1.0, 1.0]), "1 of 2 values differ; 1 of them a nan on one side only (first at index (0,))"),
     (torch.tensor([2, 0]), torch.tensor([2, 1]), "1 of 2 entries differ"),
     ("explanation", "interpretation", "not the expected answer"),
     ((0.5,), (0.5, 2), "length 2"),

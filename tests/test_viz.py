@@ -72,6 +72,28 @@ def test_ground_truth_is_an_outline_not_a_fill(single_test):
         assert len(ax.images) == 1 and len(contours(ax)) == 1 and len(ax.patches) == 1
 
 
+def test_superpixels_are_outlined_beside_the_raw_image(single_test):
+    """Superpixels: the raw image, and the colour image with one outline per segment (no colour fill)."""
+    from xai_lab import explain
+
+    x = single_test.images[:2]
+    seg = explain.superpixels(x, "slic", n_segments=100)
+    fig = viz.show_segments(x, seg, titles=["a", "b"])
+    raw, over = panels(fig, "raw"), panels(fig, "overlay")
+    assert len(raw) == len(over) == 2 and raw[0].get_ylabel() == "a"
+    for k, ax in enumerate(over):
+        d = len(seg[k].unique())
+        assert len(ax.images) == 1 and np.array_equal(ax.images[0].get_array(), viz.np_image(x[k])), "segments filled"
+        assert len(contours(ax)) == d and ax.get_title() == f"{d} segments"
+    quarters = torch.zeros(1, 4, 4, dtype=torch.long)
+    quarters[0, :, 2:] = 1
+    assert len(contours(panels(viz.show_segments(x[0, :, :4, :4], quarters), "overlay")[0])) == 2
+    with pytest.raises(ValueError, match="segments"):
+        viz.show_segments(x, seg[:1])
+    with pytest.raises(ValueError, match="integer labels"):
+        viz.show_segments(x[:1], torch.rand(1, 64, 64))
+
+
 def test_heatmap_colours_read_the_same_on_every_flower_colour():
     """A value gives the same colour whatever the flower's colour (the flower is read in the raw panel):
     red and blue flowers under the top value of a map differ by little; zero leaves the grey image."""

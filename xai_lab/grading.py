@@ -146,10 +146,16 @@ def compare(value, expected, rtol: float = 1e-4, atol: float = 1e-5, path: str =
         v, e = v.double().detach().cpu(), e.double()
         close = torch.isclose(v, e, rtol=rtol, atol=atol, equal_nan=True)
         if not close.all():
-            diff = torch.where(close, 0.0, (v - e).abs().nan_to_num(nan=math.inf))
-            idx = tuple(int(i) for i in (diff == diff.max()).nonzero()[0])
-            return [f"{path}: {int((~close).sum())} of {e.numel()} values differ; largest difference "
-                    f"{diff.max().item():.3g} at index {idx}"]
+            where = lambda mask: tuple(int(i) for i in mask.nonzero()[0])  # noqa: E731 (the first index of a mask)
+            one_nan = torch.isnan(v) ^ torch.isnan(e)  # a number where none is defined, or a nan where one is
+            text = f"{path}: {int((~close).sum())} of {e.numel()} values differ"
+            if one_nan.any():
+                text += f"; {int(one_nan.sum())} of them a nan on one side only (first at index {where(one_nan)})"
+            diff = torch.where(close | one_nan, 0.0, (v - e).abs())
+            if (diff > 0).any():
+                text += (f"; largest {'other ' if one_nan.any() else ''}difference {diff.max().item():.3g} "
+                         f"at index {where(diff == diff.max())}")
+            return [text]
         return []
     if isinstance(expected, dict):
         if not isinstance(value, dict):

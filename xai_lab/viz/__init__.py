@@ -13,8 +13,8 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["show", "show_flowers", "bars", "table", "curves", "matrix", "np_image", "pyplot", "this_looks_like_that",
-           "grey", "heat_rgba", "is_mask", "outline"]
+__all__ = ["show", "show_segments", "show_flowers", "bars", "table", "curves", "matrix", "np_image", "pyplot",
+           "this_looks_like_that", "grey", "heat_rgba", "is_mask", "outline"]
 
 
 def pyplot():
@@ -186,6 +186,37 @@ def _overlay(ax, img, hmap: torch.Tensor, cmap, alpha, diverging, extra=None):
         outline(ax, extra)
     ax.set_label("overlay")
     ax.set_xticks([]); ax.set_yticks([])
+
+
+def show_segments(images: torch.Tensor, segments: torch.Tensor, titles=None, size: float = 2.0):
+    """Each image beside itself with the borders of its segments outlined (white, black halo: readable
+    on every flower), e.g. the superpixels of :func:`xai_lab.explain.superpixels`.
+
+    Args:
+        images: ``(N, 3, H, W)`` in [0, 1] (or one image ``(3, H, W)``).
+        segments: ``(N, H, W)`` integer labels (or ``(H, W)``), one region per label.
+        titles: one title per image (a list), shown beside its row.
+    The right panel's title says how many segments the image has.
+    """
+    plt = pyplot()
+    images = _as_batch(images, "images", 4)
+    segments = _maps(segments, "segments", len(images))
+    if not torch.equal(segments, segments.round()):
+        raise ValueError("segments must hold integer labels, one per region")
+    fig, axes = plt.subplots(len(images), 2, figsize=(2 * size, size * len(images)), squeeze=False)
+    for i, (raw, over) in enumerate(axes):
+        _raw(raw, images[i])
+        over.imshow(np_image(images[i]))
+        labels = segments[i].unique()
+        for label in labels:
+            outline(over, segments[i] == label, width=0.6)
+        over.set_label("overlay")
+        over.set_xticks([]); over.set_yticks([])
+        over.set_title(f"{len(labels)} segments", fontsize=8)
+        if titles is not None:
+            raw.set_ylabel(str(titles[i]), fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def show_flowers(data, n: int = 8, size: float = 1.6):
