@@ -133,3 +133,34 @@ def test_visible_test_names_each_typical_mistake(namespaces, aid, gid):
         finally:
             run(answer, gid)
     assert not missed, "\n".join(missed)
+
+
+def _chain(error):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+@pytest.mark.parametrize("aid, gid", CASES, ids=[f"{a}.{g}" for a, g in CASES])
+def test_unanswered_exercise_says_so(namespaces, aid, gid):
+    """The release's answer cell, untouched, makes its visible test fail with the cell's own NotImplementedError:
+    never wrapped into a message about a mistake (NotImplementedError is a RuntimeError, and an ``except
+    RuntimeError`` meant for another error caught it)."""
+    a, ns = _namespace(namespaces, aid)
+    release = nbformat.read(REPO / "course" / aid / f"{aid}.ipynb", as_version=4)
+    blank = next(c.source for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
+    answer, test = _solution(a.by_id[gid].source), _code(a.by_id[f"test_{gid}"].source)
+    run = lambda src, label: exec(compile(src, f"<{aid} {label}>", "exec"), ns)  # noqa: E731
+    try:
+        try:
+            run(_code(blank), f"{gid} as released")
+        except NotImplementedError:
+            pytest.skip("the answer cell itself raises: the test meets undefined names")
+        with pytest.raises(Exception) as caught:
+            run(test, f"test_{gid}")
+        error = caught.value
+        if not isinstance(error, NotImplementedError):
+            assert not any(isinstance(e, NotImplementedError) for e in _chain(error)), \
+                f"the unanswered cell's NotImplementedError became: {type(error).__name__}: {error}"
+    finally:
+        run(answer, gid)
