@@ -155,7 +155,7 @@ def test_unanswered_exercise_says_so(namespaces, aid, gid):
         try:
             run(_code(blank), f"{gid} as released")
         except NotImplementedError:
-            pytest.skip("the answer cell itself raises: the test meets undefined names")
+            pass  # raised at the top level, after what it binds (00's `answers`, all None): the test sees those
         with pytest.raises(Exception) as caught:
             run(test, f"test_{gid}")
         error = caught.value
