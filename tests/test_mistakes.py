@@ -7,6 +7,7 @@ cell must pass its visible test, and each mistake (a text replacement in the sol
 stays in step with it) must make the visible test fail with a message that names it.
 """
 import ast
+import functools
 from pathlib import Path
 
 import nbformat
@@ -135,6 +136,13 @@ def test_visible_test_names_each_typical_mistake(namespaces, aid, gid):
     assert not missed, "\n".join(missed)
 
 
+@functools.cache
+def _released_answers(aid: str) -> dict:
+    """{grade id: source} of the release's answer cells (read once per assignment)."""
+    release = nbformat.read(REPO / "course" / aid / f"{aid}.ipynb", as_version=4)
+    return {c.metadata.nbgrader["grade_id"]: c.source for c in release.cells if c.metadata.get("nbgrader", {}).get("solution")}
+
+
 def _chain(error):
     while error is not None:
         yield error
@@ -147,8 +155,7 @@ def test_unanswered_exercise_says_so(namespaces, aid, gid):
     never wrapped into a message about a mistake (NotImplementedError is a RuntimeError, and an ``except
     RuntimeError`` meant for another error caught it)."""
     a, ns = _namespace(namespaces, aid)
-    release = nbformat.read(REPO / "course" / aid / f"{aid}.ipynb", as_version=4)
-    blank = next(c.source for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
+    blank = _released_answers(aid)[gid]
     answer, test = _solution(a.by_id[gid].source), _code(a.by_id[f"test_{gid}"].source)
     run = lambda src, label: exec(compile(src, f"<{aid} {label}>", "exec"), ns)  # noqa: E731
     try:

@@ -181,8 +181,7 @@ HINT_RE = re.compile(r"<details>\s*<summary>\s*Hint\s*</summary>\s*\n(.+?)</deta
 def test_every_exercise_has_a_hint_a_student_can_open(aid):
     """Each autograded exercise's specification (the markdown between the previous exercise's test and its answer
     cell) ends with one collapsed hint (``<details><summary>Hint</summary>``) with text in it; the release keeps it."""
-    released = {c.metadata.get("nbgrader", {}).get("grade_id"): c
-                for c in nbformat.read(REPO / "course" / aid / f"{aid}.ipynb", as_version=4).cells}
+    released = nbformat.read(REPO / "course" / aid / f"{aid}.ipynb", as_version=4).cells
     nb = nbformat.read(REPO / "solutions" / aid / f"{aid}.ipynb", as_version=4)
     spec, missing = [], []
     for cell in nb.cells:
@@ -197,6 +196,6 @@ def test_every_exercise_has_a_hint_a_student_can_open(aid):
         elif meta.get("grade"):
             spec = []
     assert not missing, f"{aid}: each exercise needs one hint of a few words before its answer cell: {missing}"
-    hints = [h for c in released.values() if c.cell_type == "markdown" for h in HINT_RE.findall(c.source)]
+    hints = [h for c in released if c.cell_type == "markdown" for h in HINT_RE.findall(c.source)]
     assert len(hints) == sum(c.metadata.get("nbgrader", {}).get("solution", False) and c.cell_type == "code"
                              for c in nb.cells), f"{aid}: the release keeps every hint"
